@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file nvcf/nvcf.h
+ * @brief Includes every public header of libnvcf.
+ */
+#ifndef NVCF_NVCF_H
+#define NVCF_NVCF_H
+
+#include "common.h"
+#include "version.h"
+#include "bus.h"
+#include "request.h"
+
+#endif /* NVCF_NVCF_H */
