@@ -86,7 +86,8 @@ bool nvcf__nca_id_valid(const char *nca_id)
 {
 	size_t n = 0;
 
-	if (nca_id == NULL)
+	/* The first character is never '_', so "_id." keys cannot collide. */
+	if (nca_id == NULL || nca_id[0] == '_' || nca_id[0] == '-')
 		return false;
 	for (; nca_id[n] != '\0'; n++) {
 		char c = nca_id[n];
