@@ -5,7 +5,7 @@ Every test process starts what it needs and stops it afterwards; nothing
 here assumes a server is already running. Binaries come from the meson
 build directory (NVCF_BUILD_DIR, set by `meson test`).
 """
-import http.client
+import http.client as httpclient
 import json
 import os
 import shutil
@@ -117,7 +117,7 @@ def http(method, url, key=None, json_body=None, body=None, headers=None,
         hdrs.setdefault("Content-Type", "application/json")
     if isinstance(body, str):
         body = body.encode()
-    conn = http.client.HTTPConnection(parts.hostname, parts.port,
+    conn = httpclient.HTTPConnection(parts.hostname, parts.port,
                                       timeout=timeout)
     try:
         conn.request(method, target, body=body, headers=hdrs)
