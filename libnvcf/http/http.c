@@ -24,6 +24,7 @@ struct nvcf__http_req {
 	nvcf__http_server *server;
 	struct MHD_Connection *conn;
 	req_phase phase;
+	bool headers_seen; /* the first callback carries headers only */
 	char *target; /* raw request target: path and query */
 	char *path;   /* decoded path as libmicrohttpd parsed it */
 	const char *method;
@@ -335,6 +336,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	req->conn = conn;
 
 	if (req->phase == PHASE_READING) {
+		/*
+		 * libmicrohttpd calls once with the headers alone, then once
+		 * per body chunk, then once with no data: only that last call
+		 * means the body is complete.
+		 */
+		if (!req->headers_seen) {
+			req->headers_seen = true;
+			return MHD_YES;
+		}
 		if (*upload_data_size > 0) {
 			if (req->body.len + *upload_data_size >
 			    server->config.max_body)
