@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Pieces of the cluster agent that are pure enough to test on their own:
+ * the NVCFBackend configuration, the shell-like argument splitter and the
+ * GPU device allocator.
+ */
+#ifndef NVCF_AGENT_INTERNAL_H
+#define NVCF_AGENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/internal.h"
+
+/* ---- NVCFBackend configuration ---------------------------------------- */
+
+typedef struct nvcf__instance_type {
+	char *name;
+	char *description;
+	unsigned int gpu_count;
+	bool is_default;
+} nvcf__instance_type;
+
+typedef struct nvcf__backend_gpu {
+	char *name;
+	unsigned int capacity;
+	nvcf__instance_type *instance_types;
+	unsigned int instance_types_count;
+} nvcf__backend_gpu;
+
+typedef struct nvcf__backend_spec {
+	char *cluster_id;
+	char *cluster_name;
+	char *cluster_group;
+	char *region;
+	char **attributes;
+	unsigned int attributes_count;
+	nvcf__backend_gpu *gpus;
+	unsigned int gpus_count;
+} nvcf__backend_spec;
+
+typedef struct nvcf__backend_meta {
+	char *name;
+} nvcf__backend_meta;
+
+typedef struct nvcf__backend {
+	char *api_version;
+	char *kind;
+	nvcf__backend_meta metadata;
+	nvcf__backend_spec spec;
+} nvcf__backend;
+
+/* Largest GPU capacity of one type that the agent accepts. */
+#define NVCF__GPU_CAPACITY_MAX 1024
+
+/*
+ * Loads and validates an NVCFBackend YAML file. Unknown and missing fields,
+ * a wrong apiVersion or kind, and capacities or GPU counts out of range
+ * are NVCF_EINVAL with a message naming the field and the file.
+ */
+nvcf_status nvcf__backend_load(const char *path, nvcf__backend **out);
+
+/* Same, from a YAML document in memory; @p origin names it in errors. */
+nvcf_status nvcf__backend_parse(const char *yaml, size_t len,
+				const char *origin, nvcf__backend **out);
+
+void nvcf__backend_free(nvcf__backend *backend);
+
+/* Finds an instance type of a GPU type; NULL when either is unknown. */
+const nvcf__instance_type *
+nvcf__backend_find_type(const nvcf__backend *backend, const char *gpu,
+			const char *instance_type,
+			const nvcf__backend_gpu **gpu_out);
+
+/* ---- argument splitting ----------------------------------------------- */
+
+/*
+ * Splits @p text into words as a POSIX shell does: blanks separate words,
+ * single quotes keep everything literal, double quotes keep everything but
+ * \" \\ \$ \` and $PORT, and an unquoted backslash escapes the next
+ * character. $PORT and ${PORT} become @p port; any other '$' stays as it
+ * is. Nothing is globbed and no command runs.
+ *
+ * @param[out] argv_out  NULL-terminated array, released with
+ *                       nvcf__shell_free()
+ * @return NVCF_OK, NVCF_EINVAL for an unterminated quote or a trailing
+ *         backslash (the message gives the offset), NVCF_ENOMEM
+ */
+nvcf_status nvcf__shell_split(const char *text, const char *port,
+			      char ***argv_out, size_t *argc_out);
+
+void nvcf__shell_free(char **argv);
+
+/* ---- GPU allocation ---------------------------------------------------- */
+
+/* Device indices of every GPU type of a backend. Not thread-safe. */
+typedef struct nvcf__gpu_pool nvcf__gpu_pool;
+
+nvcf_status nvcf__gpu_pool_new(nvcf__gpu_pool **out,
+			       const nvcf__backend *backend);
+void nvcf__gpu_pool_free(nvcf__gpu_pool *pool);
+
+/*
+ * Takes @p count free device indices of GPU type @p gpu, lowest first,
+ * into @p indices. NVCF_EQUOTA (nothing taken) when fewer are free,
+ * NVCF_ENOTFOUND for an unknown type.
+ */
+nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
+			    unsigned int count, unsigned int *indices);
+
+/* Returns device indices taken by nvcf__gpu_alloc(). */
+void nvcf__gpu_release(nvcf__gpu_pool *pool, const char *gpu,
+		       const unsigned int *indices, unsigned int count);
+
+/* Number of devices of @p gpu in use; 0 for an unknown type. */
+unsigned int nvcf__gpu_allocated(const nvcf__gpu_pool *pool, const char *gpu);
+
+/* Number of free devices of @p gpu; 0 for an unknown type. */
+unsigned int nvcf__gpu_available(const nvcf__gpu_pool *pool, const char *gpu);
+
+#endif /* NVCF_AGENT_INTERNAL_H */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_internal.h"
+
+typedef struct gpu_type {
+	char *name;
+	unsigned int capacity;
+	unsigned int allocated;
+	bool *used; /* one flag per device index */
+} gpu_type;
+
+struct nvcf__gpu_pool {
+	gpu_type *types;
+	unsigned int count;
+};
+
+void nvcf__gpu_pool_free(nvcf__gpu_pool *pool)
+{
+	if (pool == NULL)
+		return;
+	for (unsigned int i = 0; i < pool->count; i++) {
+		free(pool->types[i].name);
+		free(pool->types[i].used);
+	}
+	free(pool->types);
+	free(pool);
+}
+
+nvcf_status nvcf__gpu_pool_new(nvcf__gpu_pool **out,
+			       const nvcf__backend *backend)
+{
+	nvcf__gpu_pool *pool;
+	unsigned int n = backend->spec.gpus_count;
+
+	pool = calloc(1, sizeof(*pool));
+	if (pool == NULL)
+		return nvcf__error_oom();
+	pool->types = calloc(n ? n : 1, sizeof(*pool->types));
+	if (pool->types == NULL) {
+		free(pool);
+		return nvcf__error_oom();
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		const nvcf__backend_gpu *g = &backend->spec.gpus[i];
+		gpu_type *t = &pool->types[i];
+
+		pool->count++;
+		t->name = nvcf__strdup(g->name);
+		t->capacity = g->capacity;
+		t->used = calloc(g->capacity ? g->capacity : 1, sizeof(bool));
+		if (t->name == NULL || t->used == NULL) {
+			nvcf__gpu_pool_free(pool);
+			return nvcf__error_oom();
+		}
+	}
+	*out = pool;
+	return NVCF_OK;
+}
+
+static gpu_type *find_type(const nvcf__gpu_pool *pool, const char *gpu)
+{
+	for (unsigned int i = 0; gpu != NULL && i < pool->count; i++)
+		if (strcmp(pool->types[i].name, gpu) == 0)
+			return &pool->types[i];
+	return NULL;
+}
+
+nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
+			    unsigned int count, unsigned int *indices)
+{
+	gpu_type *t = find_type(pool, gpu);
+	unsigned int taken = 0;
+
+	if (t == NULL)
+		return nvcf__error_set(NVCF_ENOTFOUND,
+				       "unknown GPU type '%s': use one the "
+				       "backend declares", gpu ? gpu : "");
+	if (count > t->capacity - t->allocated)
+		return nvcf__error_set(NVCF_EQUOTA,
+				       "insufficient capacity: %u %s GPUs "
+				       "requested, %u of %u free", count, gpu,
+				       t->capacity - t->allocated,
+				       t->capacity);
+	for (unsigned int i = 0; i < t->capacity && taken < count; i++) {
+		if (!t->used[i]) {
+			t->used[i] = true;
+			indices[taken++] = i;
+		}
+	}
+	t->allocated += taken;
+	return NVCF_OK;
+}
+
+void nvcf__gpu_release(nvcf__gpu_pool *pool, const char *gpu,
+		       const unsigned int *indices, unsigned int count)
+{
+	gpu_type *t = find_type(pool, gpu);
+
+	if (t == NULL)
+		return;
+	for (unsigned int i = 0; i < count; i++) {
+		if (indices[i] < t->capacity && t->used[indices[i]]) {
+			t->used[indices[i]] = false;
+			t->allocated--;
+		}
+	}
+}
+
+unsigned int nvcf__gpu_allocated(const nvcf__gpu_pool *pool, const char *gpu)
+{
+	gpu_type *t = find_type(pool, gpu);
+
+	return t ? t->allocated : 0;
+}
+
+unsigned int nvcf__gpu_available(const nvcf__gpu_pool *pool, const char *gpu)
+{
+	gpu_type *t = find_type(pool, gpu);
+
+	return t ? t->capacity - t->allocated : 0;
+}
