@@ -10,5 +10,9 @@
 #include "version.h"
 #include "bus.h"
 #include "request.h"
+#include "api.h"
+#include "gateway.h"
+#include "agent.h"
+#include "worker.h"
 
 #endif /* NVCF_NVCF_H */

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * nvcf-invocation: the invocation gateway daemon. It parses flags, starts
+ * one nvcf_gateway and stops it gracefully on SIGTERM or SIGINT.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "nvcf/gateway.h"
+#include "nvcf/version.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: nvcf-invocation [OPTIONS]\n"
+		"\n"
+		"Serves the NVCF invocation API (pexec, status polling, "
+		"header routing).\n"
+		"\n"
+		"  --nats URL          NATS server (default "
+		"nats://127.0.0.1:4222)\n"
+		"  --listen HOST:PORT  address to serve on (default "
+		"127.0.0.1:8081; port 0 picks one)\n"
+		"  --port-file PATH    write the bound port here once "
+		"listening\n"
+		"  --threads N         HTTP threads (default 2)\n"
+		"  --region R          region of request queues (default "
+		"local)\n"
+		"  --log-level LEVEL   error, warn, info, debug or trace "
+		"(default info)\n"
+		"  --help              show this help\n"
+		"  --version           show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"nats", required_argument, NULL, 'n'},
+		{"listen", required_argument, NULL, 'l'},
+		{"port-file", required_argument, NULL, 'p'},
+		{"threads", required_argument, NULL, 't'},
+		{"region", required_argument, NULL, 'r'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	nvcf_gateway_options opts = NVCF_GATEWAY_OPTIONS_INIT;
+	nvcf_log_level_t level = NVCF_LOG_INFO;
+	const char *listen = "127.0.0.1:8081";
+	const char *port_file = NULL;
+	nvcf_gateway *gw = NULL;
+	char host[64];
+	uint16_t port;
+	nvcf_status st;
+	char *end;
+	long n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			opts.nats_url = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'p':
+			port_file = optarg;
+			break;
+		case 't':
+			n = strtol(optarg, &end, 10);
+			if (*end != '\0' || n < 1 || n > 1024) {
+				fprintf(stderr,
+					"nvcf-invocation: --threads '%s' is "
+					"not a number from 1 to 1024\n",
+					optarg);
+				return 2;
+			}
+			opts.threads = (unsigned int)n;
+			break;
+		case 'r':
+			opts.region = optarg;
+			break;
+		case 'L':
+			if (!daemon_log_level_parse(optarg, &level)) {
+				fprintf(stderr,
+					"nvcf-invocation: --log-level '%s' is "
+					"unknown: use error, warn, info, "
+					"debug or trace\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("nvcf-invocation %s\n", nvcf_version_string());
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "nvcf-invocation: unexpected argument '%s': "
+			"every option starts with --\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!daemon_listen_parse(listen, host, &port)) {
+		fprintf(stderr,
+			"nvcf-invocation: --listen '%s' is not HOST:PORT\n",
+			listen);
+		return 2;
+	}
+	opts.listen_address = host;
+	opts.port = port;
+
+	daemon_log_init("nvcf-invocation", level);
+	daemon_signals_block();
+	st = nvcf_gateway_new(&gw, &opts);
+	if (st == NVCF_OK)
+		st = nvcf_gateway_start(gw);
+	if (st != NVCF_OK) {
+		fprintf(stderr, "nvcf-invocation: %s\n",
+			nvcf_error_last()->message);
+		nvcf_gateway_free(gw);
+		return 1;
+	}
+	if (port_file != NULL &&
+	    daemon_port_file_write(port_file, nvcf_gateway_port(gw)) != 0) {
+		fprintf(stderr,
+			"nvcf-invocation: cannot write the port file '%s'\n",
+			port_file);
+		nvcf_gateway_free(gw);
+		return 1;
+	}
+	c = daemon_signals_wait();
+	fprintf(stderr, "nvcf-invocation: signal %d, stopping\n", c);
+	nvcf_gateway_free(gw);
+	return 0;
+}

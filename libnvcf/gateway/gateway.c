@@ -1,0 +1,1340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The invocation gateway. A request costs one JetStream publish: keys and
+ * function records come from memory (cache.c), the connection is then
+ * suspended, and one core subscription per process receives the results
+ * of every waiting request. One timer thread ends poll windows, so a
+ * waiting request occupies no thread.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gateway/gateway_internal.h"
+#include "http/http.h"
+#include "nvcf.pb-c.h"
+#include "nvcf/gateway.h"
+#include "nvcf/request.h"
+
+#define SUB "gateway"
+#define PENDING_BUCKETS 4096u
+#define PEXEC_FUNCTIONS "/v2/nvcf/pexec/functions/"
+#define PEXEC_STATUS "/v2/nvcf/pexec/status/"
+#define MAX_CODE 600
+#define FINAL NVCF__RESULT_KIND__RESULT_KIND_FINAL
+#define PROGRESS NVCF__RESULT_KIND__RESULT_KIND_PROGRESS
+/* JetStream error of a publish past a discard-new stream's limits. */
+#define JS_ERR_STREAM_FULL 10077
+/* Requests being stored at once; past it js_PublishAsync stalls. */
+#define MAX_PUBLISHES_IN_FLIGHT 65536
+
+typedef enum pend_kind { PEND_INVOKE, PEND_POLL } pend_kind;
+
+/* One suspended connection waiting for a result or the end of its window. */
+typedef struct pending {
+	struct pending *next; /* chain of the request id's bucket */
+	size_t heap_idx;      /* SIZE_MAX once taken out */
+	int64_t deadline_us;  /* monotonic */
+	nvcf__http_req *req;
+	pend_kind kind;
+	bool accepted; /* a worker took it */
+	bool grace;    /* window over; a worker still has the extra wait */
+	int percent;   /* last progress seen, or -1 */
+	natsSubscription *sub; /* polls: core subscription to res.{id} */
+	char request_id[NVCF_UUID_LEN + 1];
+	char function_id[NVCF_UUID_LEN + 1];
+	char version_id[NVCF_UUID_LEN + 1];
+	char nca_id[NVCF_NCA_ID_MAX + 1];
+} pending;
+
+struct nvcf_gateway {
+	nvcf_gateway_options opts;
+	char *nats_url, *listen_address, *region;
+	nvcf_bus *bus;
+	natsConnection *conn;
+	jsCtx *js;
+	jsCtx *pub_js; /* asynchronous request publishes; see invoke() */
+	nvcf__gw_cache *cache;
+	nvcf__http_server *http;
+	char instance_id[NVCF_UUID_LEN + 1];
+	char reply_subject[64];
+	natsSubscription *reply_sub;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC: earliest deadline moved */
+	pthread_t timer;
+	bool timer_running;
+	bool stopping;
+	bool started;
+	pending *table[PENDING_BUCKETS];
+	pending **heap; /* min-heap on deadline_us */
+	size_t heap_len, heap_cap;
+
+	atomic_int suspended; /* suspended connections not yet completed */
+	atomic_uint_fast64_t by_code[MAX_CODE];
+	atomic_uint_fast64_t publish_errors;
+};
+
+/* ---- pending table and deadline heap (gw->lock held) ------------------ */
+
+static unsigned int rid_bucket(const char *rid)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *rid != '\0'; rid++)
+		h = (h ^ (unsigned char)*rid) * 16777619u;
+	return h % PENDING_BUCKETS;
+}
+
+static void heap_swap(nvcf_gateway *gw, size_t a, size_t b)
+{
+	pending *t = gw->heap[a];
+
+	gw->heap[a] = gw->heap[b];
+	gw->heap[b] = t;
+	gw->heap[a]->heap_idx = a;
+	gw->heap[b]->heap_idx = b;
+}
+
+static void heap_up(nvcf_gateway *gw, size_t i)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+
+		if (gw->heap[parent]->deadline_us <= gw->heap[i]->deadline_us)
+			break;
+		heap_swap(gw, i, parent);
+		i = parent;
+	}
+}
+
+static void heap_down(nvcf_gateway *gw, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < gw->heap_len &&
+		    gw->heap[l]->deadline_us < gw->heap[m]->deadline_us)
+			m = l;
+		if (r < gw->heap_len &&
+		    gw->heap[r]->deadline_us < gw->heap[m]->deadline_us)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(gw, i, m);
+		i = m;
+	}
+}
+
+static bool heap_push(nvcf_gateway *gw, pending *p)
+{
+	if (gw->heap_len == gw->heap_cap) {
+		size_t cap = gw->heap_cap ? gw->heap_cap * 2 : 256;
+		pending **h = realloc(gw->heap, cap * sizeof(*h));
+
+		if (h == NULL)
+			return false;
+		gw->heap = h;
+		gw->heap_cap = cap;
+	}
+	p->heap_idx = gw->heap_len;
+	gw->heap[gw->heap_len++] = p;
+	heap_up(gw, p->heap_idx);
+	return true;
+}
+
+static void heap_remove(nvcf_gateway *gw, pending *p)
+{
+	size_t i = p->heap_idx;
+
+	if (i == SIZE_MAX)
+		return;
+	if (i != gw->heap_len - 1) {
+		heap_swap(gw, i, gw->heap_len - 1);
+		gw->heap_len--;
+		heap_down(gw, i);
+		heap_up(gw, i);
+	} else {
+		gw->heap_len--;
+	}
+	p->heap_idx = SIZE_MAX;
+}
+
+/* Moves @p p to a new deadline and wakes the timer when it came first. */
+static void pending_reschedule(nvcf_gateway *gw, pending *p, int64_t deadline)
+{
+	p->deadline_us = deadline;
+	heap_down(gw, p->heap_idx);
+	heap_up(gw, p->heap_idx);
+	if (p->heap_idx == 0)
+		pthread_cond_signal(&gw->cond);
+}
+
+static bool pending_insert(nvcf_gateway *gw, pending *p)
+{
+	unsigned int b = rid_bucket(p->request_id);
+
+	if (!heap_push(gw, p))
+		return false;
+	p->next = gw->table[b];
+	gw->table[b] = p;
+	if (p->heap_idx == 0)
+		pthread_cond_signal(&gw->cond);
+	return true;
+}
+
+static void table_unlink(nvcf_gateway *gw, pending *p)
+{
+	pending **pp;
+
+	for (pp = &gw->table[rid_bucket(p->request_id)]; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	heap_remove(gw, p);
+}
+
+static pending *pending_find(nvcf_gateway *gw, const char *rid)
+{
+	pending *p;
+
+	for (p = gw->table[rid_bucket(rid)]; p != NULL; p = p->next)
+		if (strcmp(p->request_id, rid) == 0)
+			return p;
+	return NULL;
+}
+
+/*
+ * Takes @p p out of the table if it is still there. Only the caller that
+ * took it responds on its connection and frees it, so that happens once.
+ */
+static bool pending_take(nvcf_gateway *gw, pending *p)
+{
+	bool present;
+
+	pthread_mutex_lock(&gw->lock);
+	present = p->heap_idx != SIZE_MAX;
+	if (present)
+		table_unlink(gw, p);
+	pthread_mutex_unlock(&gw->lock);
+	return present;
+}
+
+static void pending_free(pending *p)
+{
+	if (p->sub != NULL) {
+		natsSubscription_Unsubscribe(p->sub);
+		natsSubscription_Destroy(p->sub);
+	}
+	free(p);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static void count_code(nvcf_gateway *gw, unsigned int status)
+{
+	if (status < MAX_CODE)
+		atomic_fetch_add_explicit(&gw->by_code[status], 1,
+					  memory_order_relaxed);
+}
+
+static void send_text(nvcf_gateway *gw, nvcf__http_req *req,
+		      unsigned int status, const char *text)
+{
+	count_code(gw, status);
+	nvcf_log_debug(SUB, "%s %s: %u %s", nvcf__http_method(req),
+		       nvcf__http_path(req), status, text);
+	nvcf__http_send_text(req, status, text);
+}
+
+/* Problem details without "type", as NVCF's invocation service sends. */
+#define send_problem(gw, req, status, ...)                                    \
+	do {                                                                  \
+		count_code(gw, status);                                       \
+		nvcf_log_debug(SUB, "%s %s: %u", nvcf__http_method(req),      \
+			       nvcf__http_path(req), (unsigned int)(status)); \
+		nvcf__http_send_problem(req, status, "", __VA_ARGS__);        \
+	} while (0)
+
+static void add_reqid_headers(struct MHD_Response *r, const char *rid,
+			      unsigned int status)
+{
+	MHD_add_response_header(r, "NVCF-REQID", rid);
+	MHD_add_response_header(r, "NVCF-STATUS",
+				nvcf_request_status_header((int)status));
+}
+
+/* Builds an empty response after queueing: 202 in progress, 504, 503. */
+static struct MHD_Response *reqid_response(const char *rid,
+					   unsigned int status)
+{
+	struct MHD_Response *r = nvcf__http_response(NULL, "", 0);
+
+	if (r == NULL)
+		return NULL;
+	add_reqid_headers(r, rid, status);
+	MHD_add_response_header(r, "Access-Control-Expose-Headers",
+				"nvcf-reqid");
+	return r;
+}
+
+static bool header_dropped(const char *name)
+{
+	static const char *const dropped[] = {
+		"Connection", "Keep-Alive", "Proxy-Connection",
+		"Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Content-Length", "Date",
+		"NVCF-REQID", "NVCF-STATUS",
+	};
+
+	for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+		if (strcasecmp(name, dropped[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Builds the caller's response from a FINAL result. */
+static struct MHD_Response *final_response(const char *rid,
+					   const Nvcf__InvokeResult *res,
+					   unsigned int *status_out)
+{
+	unsigned int status = res->status_code >= 100 &&
+					      res->status_code < MAX_CODE
+				      ? (unsigned int)res->status_code
+				      : 500;
+	const char *expose = NULL;
+	struct MHD_Response *r;
+
+	r = MHD_create_response_from_buffer(res->body.len, res->body.data,
+					    MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return NULL;
+	for (size_t i = 0; i < res->n_headers; i++) {
+		const Nvcf__Header *h = res->headers[i];
+
+		if (header_dropped(h->name))
+			continue;
+		if (strcasecmp(h->name, "Access-Control-Expose-Headers") == 0) {
+			expose = h->value;
+			continue;
+		}
+		MHD_add_response_header(r, h->name, h->value);
+	}
+	if (expose != NULL && expose[0] != '\0') {
+		char *v = nvcf__asprintf("%s, nvcf-reqid", expose);
+
+		MHD_add_response_header(r, "Access-Control-Expose-Headers",
+					v ? v : "nvcf-reqid");
+		free(v);
+	} else {
+		MHD_add_response_header(r, "Access-Control-Expose-Headers",
+					"nvcf-reqid");
+	}
+	add_reqid_headers(r, rid, status);
+	*status_out = status;
+	return r;
+}
+
+/* Responds on a taken pending entry's connection and frees the entry. */
+static void pending_answer(nvcf_gateway *gw, pending *p, unsigned int status,
+			   struct MHD_Response *r)
+{
+	count_code(gw, status);
+	nvcf__http_resume(p->req, status, r);
+	pending_free(p);
+}
+
+static void pending_answer_final(nvcf_gateway *gw, pending *p,
+				 const Nvcf__InvokeResult *res)
+{
+	unsigned int status = 500;
+	struct MHD_Response *r = final_response(p->request_id, res, &status);
+
+	nvcf_log_trace(SUB, "request %s: status %u after %lld us",
+		       p->request_id, status,
+		       (long long)(nvcf__mono_us() -
+				   nvcf__http_start_us(p->req)));
+	pending_answer(gw, p, status, r);
+}
+
+static void pending_answer_progress(nvcf_gateway *gw, pending *p)
+{
+	struct MHD_Response *r = reqid_response(p->request_id, 202);
+
+	if (r != NULL && p->percent >= 0) {
+		char pct[16];
+
+		snprintf(pct, sizeof(pct), "%d", p->percent);
+		MHD_add_response_header(r, "NVCF-PERCENT-COMPLETE", pct);
+	}
+	pending_answer(gw, p, 202, r);
+}
+
+/* ---- JetStream helpers ------------------------------------------------ */
+
+/* Purges every message of @p subject from @p stream; best effort. */
+static void purge_subject(nvcf_gateway *gw, const char *stream,
+			  const char *subject)
+{
+	jsOptions o;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	jsOptions_Init(&o);
+	o.Stream.Purge.Subject = subject;
+	s = js_PurgeStream(gw->js, stream, &o, &jerr);
+	if (s != NATS_OK && s != NATS_NOT_FOUND)
+		nvcf_log_warn(SUB, "failed to purge %s from %s: %s (JetStream "
+			      "error %d)",
+			      subject, stream, natsStatus_GetText(s),
+			      (int)jerr);
+}
+
+/*
+ * Reads the last result stored for @p rid. NVCF_ENOTFOUND when there is
+ * none. The caller frees *out with nvcf__invoke_result__free_unpacked().
+ */
+static nvcf_status last_result(nvcf_gateway *gw, const char *rid,
+			       Nvcf__InvokeResult **out)
+{
+	char subject[64];
+	natsMsg *msg = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	*out = NULL;
+	nvcf__result_subject(subject, sizeof(subject), rid);
+	s = js_GetLastMsg(&msg, gw->js, NVCF_STREAM_RESULTS, subject, NULL,
+			  &jerr);
+	if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+		return NVCF_ENOTFOUND;
+	if (s != NATS_OK)
+		return nvcf__bus_error(s, jerr, "reading result", subject);
+	*out = nvcf__invoke_result__unpack(
+		NULL, (size_t)natsMsg_GetDataLength(msg),
+		(const uint8_t *)natsMsg_GetData(msg));
+	natsMsg_Destroy(msg);
+	if (*out == NULL)
+		return nvcf__error_set(NVCF_EPROTO,
+				       "stored result of request %s is not an "
+				       "InvokeResult",
+				       rid);
+	return NVCF_OK;
+}
+
+/*
+ * Stores a PENDING result for a request a worker holds, so that any
+ * gateway can answer its polls. ExpectNoMessage keeps a FINAL that the
+ * worker stored first from being hidden: NVCF_EEXISTS then.
+ */
+static nvcf_status store_pending(nvcf_gateway *gw, const pending *p)
+{
+	Nvcf__InvokeResult res = NVCF__INVOKE_RESULT__INIT;
+	char subject[64];
+	uint8_t buf[512];
+	jsPubOptions po;
+	jsErrCode jerr = 0;
+	jsPubAck *ack = NULL;
+	natsStatus s;
+	size_t len;
+
+	res.request_id = (char *)p->request_id;
+	res.kind = NVCF__RESULT_KIND__RESULT_KIND_PENDING;
+	res.status_code = 202;
+	res.nca_id = (char *)p->nca_id;
+	res.function_id = (char *)p->function_id;
+	res.version_id = (char *)p->version_id;
+	res.time_us = nvcf__now_us();
+	len = nvcf__invoke_result__get_packed_size(&res);
+	if (len > sizeof(buf))
+		return nvcf__error_set(NVCF_EINVAL, "pending record too large");
+	nvcf__invoke_result__pack(&res, buf);
+	nvcf__result_subject(subject, sizeof(subject), p->request_id);
+	jsPubOptions_Init(&po);
+	po.ExpectNoMessage = true;
+	s = js_Publish(&ack, gw->js, subject, buf, (int)len, &po, &jerr);
+	if (s == NATS_OK) {
+		jsPubAck_Destroy(ack);
+		return NVCF_OK;
+	}
+	if (jerr == JSStreamWrongLastSequenceErr)
+		return NVCF_EEXISTS;
+	return nvcf__bus_error(s, jerr, "storing pending result", subject);
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+/* Receives results on the reply subject and on the subjects polls watch. */
+static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+		      void *closure)
+{
+	nvcf_gateway *gw = closure;
+	Nvcf__InvokeResult *res;
+	pending *taken = NULL;
+	pending *p;
+
+	(void)nc;
+	(void)sub;
+	res = nvcf__invoke_result__unpack(
+		NULL, (size_t)natsMsg_GetDataLength(msg),
+		(const uint8_t *)natsMsg_GetData(msg));
+	if (res == NULL)
+		nvcf_log_warn(SUB, "dropping an invalid result on %s: not an "
+			      "InvokeResult", natsMsg_GetSubject(msg));
+	natsMsg_Destroy(msg);
+	if (res == NULL)
+		return;
+	if (strlen(res->request_id) != NVCF_UUID_LEN)
+		goto out;
+
+	pthread_mutex_lock(&gw->lock);
+	switch (res->kind) {
+	case NVCF__RESULT_KIND__RESULT_KIND_FINAL:
+		/* Every connection waiting for this id gets the answer. */
+		while ((p = pending_find(gw, res->request_id)) != NULL) {
+			table_unlink(gw, p);
+			p->next = taken;
+			taken = p;
+		}
+		break;
+	case NVCF__RESULT_KIND__RESULT_KIND_ACCEPTED:
+	case NVCF__RESULT_KIND__RESULT_KIND_PROGRESS:
+		for (p = gw->table[rid_bucket(res->request_id)]; p != NULL;
+		     p = p->next) {
+			if (strcmp(p->request_id, res->request_id) != 0)
+				continue;
+			p->accepted = true;
+			if (res->kind == PROGRESS)
+				p->percent = res->percent_complete;
+			/* Past the window: respond 202 now, not at +2 s. */
+			if (p->grace)
+				pending_reschedule(gw, p, 0);
+		}
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&gw->lock);
+
+	while (taken != NULL) {
+		bool purge = taken->kind == PEND_POLL;
+		char subject[64];
+
+		p = taken;
+		taken = p->next;
+		nvcf__result_subject(subject, sizeof(subject), p->request_id);
+		pending_answer_final(gw, p, res);
+		/* A request answered through a poll is not pollable again. */
+		if (purge)
+			purge_subject(gw, NVCF_STREAM_RESULTS, subject);
+	}
+out:
+	nvcf__invoke_result__free_unpacked(res, NULL);
+}
+
+/* ---- window ends ------------------------------------------------------ */
+
+static void window_end(nvcf_gateway *gw, pending *p)
+{
+	Nvcf__InvokeResult *res = NULL;
+	char subject[160], stream[96];
+	nvcf_status st;
+
+	if (p->kind == PEND_POLL) {
+		pending_answer_progress(gw, p);
+		return;
+	}
+	if (p->accepted) {
+		st = store_pending(gw, p);
+		if (st == NVCF_EEXISTS &&
+		    last_result(gw, p->request_id, &res) == NVCF_OK &&
+		    res->kind == NVCF__RESULT_KIND__RESULT_KIND_FINAL) {
+			pending_answer_final(gw, p, res);
+			nvcf__invoke_result__free_unpacked(res, NULL);
+			return;
+		}
+		if (res != NULL)
+			nvcf__invoke_result__free_unpacked(res, NULL);
+		if (st != NVCF_OK && st != NVCF_EEXISTS)
+			nvcf_log_warn(SUB, "request %s: %s; its polls will "
+				      "get 404", p->request_id,
+				      nvcf_error_last()->message);
+		pending_answer_progress(gw, p);
+		return;
+	}
+
+	/* No worker took it: NVCF cancels and purges it, then responds 504. */
+	nvcf_log_info(SUB, "request %s for version %s: no worker took it "
+		      "in time; answering 504", p->request_id, p->version_id);
+	nvcf__queue_subject(subject, sizeof(subject), gw->region,
+			    p->version_id, p->request_id);
+	nvcf__queue_stream_name(stream, sizeof(stream), gw->region,
+				p->version_id);
+	purge_subject(gw, stream, subject);
+	snprintf(subject, sizeof(subject), "nvcf.cancel.%s", p->version_id);
+	natsConnection_PublishString(gw->conn, subject, p->request_id);
+	pending_answer(gw, p, 504, reqid_response(p->request_id, 504));
+}
+
+static void *timer_main(void *arg)
+{
+	nvcf_gateway *gw = arg;
+	int64_t extra_us = (int64_t)gw->opts.extra_wait_seconds * 1000000;
+
+	pthread_mutex_lock(&gw->lock);
+	while (!gw->stopping) {
+		pending *p;
+		int64_t now;
+
+		if (gw->heap_len == 0) {
+			pthread_cond_wait(&gw->cond, &gw->lock);
+			continue;
+		}
+		now = nvcf__mono_us();
+		p = gw->heap[0];
+		if (p->deadline_us > now) {
+			struct timespec ts;
+
+			ts.tv_sec = p->deadline_us / 1000000;
+			ts.tv_nsec = (p->deadline_us % 1000000) * 1000;
+			pthread_cond_timedwait(&gw->cond, &gw->lock, &ts);
+			continue;
+		}
+		if (p->kind == PEND_INVOKE && !p->accepted && !p->grace &&
+		    extra_us > 0) {
+			p->grace = true;
+			pending_reschedule(gw, p, now + extra_us);
+			continue;
+		}
+		table_unlink(gw, p);
+		pthread_mutex_unlock(&gw->lock);
+		window_end(gw, p);
+		pthread_mutex_lock(&gw->lock);
+	}
+	pthread_mutex_unlock(&gw->lock);
+	return NULL;
+}
+
+/* ---- request handling ------------------------------------------------- */
+
+static void on_done(nvcf__http_req *req, bool answered, void *state)
+{
+	nvcf_gateway *gw = state;
+
+	(void)req;
+	(void)answered;
+	atomic_fetch_sub(&gw->suspended, 1);
+}
+
+/* Suspends @p req and registers @p p for it; false when out of memory. */
+static bool pending_park(nvcf_gateway *gw, nvcf__http_req *req, pending *p,
+			 int poll_seconds)
+{
+	bool ok;
+
+	p->req = req;
+	p->percent = -1;
+	p->heap_idx = SIZE_MAX;
+	p->deadline_us = nvcf__mono_us() + (int64_t)poll_seconds * 1000000;
+	atomic_fetch_add(&gw->suspended, 1);
+	nvcf__http_set_state(req, gw, on_done);
+	nvcf__http_suspend(req);
+	pthread_mutex_lock(&gw->lock);
+	ok = !gw->stopping && pending_insert(gw, p);
+	pthread_mutex_unlock(&gw->lock);
+	return ok;
+}
+
+/*
+ * Checks Authorization and the invoke scope. On failure it answers and
+ * returns false. Called after the presence check and id validation.
+ */
+static bool authenticate(nvcf_gateway *gw, nvcf__http_req *req,
+			 nvcf__key_record *rec)
+{
+	const char *token = nvcf__bearer_token(
+		nvcf__http_header(req, "Authorization"));
+	nvcf_status st;
+
+	if (token == NULL) {
+		send_problem(gw, req, 401,
+			     "Authorization must be 'Bearer <API key>'");
+		return false;
+	}
+	st = nvcf__gw_key_lookup(gw->cache, token, rec);
+	if (st == NVCF_EUNAUTHENTICATED) {
+		send_problem(gw, req, 401, "%s", nvcf_error_last()->message);
+		return false;
+	}
+	if (st != NVCF_OK) {
+		send_problem(gw, req, 503, "cannot check the API key: %s",
+			     nvcf_error_last()->message);
+		return false;
+	}
+	if (!(rec->scopes & NVCF_SCOPE_INVOKE_FUNCTION)) {
+		send_problem(gw, req, 403,
+			     "API key lacks the invoke_function scope");
+		return false;
+	}
+	return true;
+}
+
+static bool has_authorization(nvcf_gateway *gw, nvcf__http_req *req)
+{
+	if (nvcf__http_header(req, "Authorization") != NULL)
+		return true;
+	send_text(gw, req, 401, "Header of type `authorization` was missing");
+	return false;
+}
+
+typedef struct header_list {
+	Nvcf__Header *items;
+	Nvcf__Header **ptrs;
+	size_t len, cap;
+} header_list;
+
+static bool collect_header(const char *name, const char *value, void *ud)
+{
+	header_list *hl = ud;
+
+	if (!nvcf_request_header_forwardable(name))
+		return true;
+	if (hl->len == hl->cap)
+		return false;
+	nvcf__header__init(&hl->items[hl->len]);
+	hl->items[hl->len].name = (char *)name;
+	hl->items[hl->len].value = (char *)value;
+	hl->ptrs[hl->len] = &hl->items[hl->len];
+	hl->len++;
+	return true;
+}
+
+#define MAX_FORWARDED_HEADERS 128
+
+/*
+ * Queues one invocation and suspends the connection until its result.
+ * In @p header_mode the function receives the caller's method, path and
+ * query; otherwise POST to the version's inferenceUrl.
+ */
+static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
+		   const nvcf__key_record *rec, const char *function_id,
+		   const char *version_id, bool header_mode)
+{
+	Nvcf__InvokeRequest msg = NVCF__INVOKE_REQUEST__INIT;
+	Nvcf__Header items[MAX_FORWARDED_HEADERS];
+	Nvcf__Header *ptrs[MAX_FORWARDED_HEADERS];
+	header_list hl = {items, ptrs, 0, MAX_FORWARDED_HEADERS};
+	uint8_t stackbuf[8192], *buf = stackbuf;
+	char subject[160];
+	jsPubOptions po;
+	natsStatus s;
+	nvcf__gw_target target;
+	int poll_seconds;
+	size_t body_len, len;
+	const char *body;
+	pending *p;
+	nvcf_status st;
+	int64_t now;
+
+	if (nvcf_request_poll_seconds(nvcf__http_header(req,
+							"NVCF-POLL-SECONDS"),
+				      &poll_seconds) != NVCF_OK) {
+		send_problem(gw, req, 400, "%s", nvcf_error_last()->message);
+		return;
+	}
+	st = nvcf__gw_resolve(gw->cache, rec->nca_id, function_id,
+			      version_id, &target);
+	if (st == NVCF_EUNAVAILABLE) {
+		send_problem(gw, req, 400,
+			     "Function id '%s': DEGRADED function cannot be "
+			     "invoked",
+			     function_id);
+		return;
+	}
+	if (st != NVCF_OK) {
+		if (version_id != NULL)
+			send_problem(gw, req, 404,
+				     "Function id '%s' version '%s' not found "
+				     "or not ACTIVE",
+				     function_id, version_id);
+		else
+			send_problem(gw, req, 404,
+				     "Function id '%s' not found or has no "
+				     "ACTIVE version",
+				     function_id);
+		return;
+	}
+
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		send_problem(gw, req, 503, "out of memory");
+		return;
+	}
+	p->kind = PEND_INVOKE;
+	if (nvcf_request_id_new(p->request_id) != NVCF_OK) {
+		free(p);
+		send_problem(gw, req, 500, "no random bytes for a request id");
+		return;
+	}
+	memcpy(p->function_id, function_id, sizeof(p->function_id));
+	memcpy(p->version_id, target.version_id, sizeof(p->version_id));
+	memcpy(p->nca_id, rec->nca_id, sizeof(p->nca_id));
+
+	nvcf__http_foreach_header(req, collect_header, &hl);
+	body = nvcf__http_body(req, &body_len);
+	now = nvcf__now_us();
+	msg.request_id = p->request_id;
+	msg.nca_id = p->nca_id;
+	msg.function_id = p->function_id;
+	msg.version_id = p->version_id;
+	msg.function_name = target.name;
+	msg.method = (char *)(header_mode ? nvcf__http_method(req) : "POST");
+	msg.path = (char *)(header_mode ? nvcf__http_target(req)
+				       : target.inference_url);
+	msg.n_headers = hl.len;
+	msg.headers = ptrs;
+	msg.body.data = (uint8_t *)body;
+	msg.body.len = body_len;
+	msg.reply_subject = gw->reply_subject;
+	msg.request_time_us = now;
+	msg.poll_deadline_us = now + (int64_t)poll_seconds * 1000000;
+	msg.caller_subject = (char *)rec->subject;
+	len = nvcf__invoke_request__get_packed_size(&msg);
+	if (len > sizeof(stackbuf) && (buf = malloc(len)) == NULL) {
+		free(p);
+		send_problem(gw, req, 503, "out of memory");
+		return;
+	}
+	nvcf__invoke_request__pack(&msg, buf);
+
+	/* Parked before publishing: a worker can answer within microseconds. */
+	if (!pending_park(gw, req, p, poll_seconds)) {
+		if (buf != stackbuf)
+			free(buf);
+		pending_answer(gw, p, 503, reqid_response(p->request_id, 503));
+		return;
+	}
+	nvcf__queue_subject(subject, sizeof(subject), gw->region,
+			    p->version_id, p->request_id);
+	jsPubOptions_Init(&po);
+	po.MsgId = p->request_id;
+	s = js_PublishAsync(gw->pub_js, subject, buf, (int)len, &po);
+	if (buf != stackbuf)
+		free(buf);
+	if (s == NATS_OK)
+		return;
+	nvcf_log_warn(SUB, "request %s for version %s: publish failed: %s",
+		      p->request_id, p->version_id, natsStatus_GetText(s));
+	atomic_fetch_add_explicit(&gw->publish_errors, 1,
+				  memory_order_relaxed);
+	if (pending_take(gw, p))
+		pending_answer(gw, p, 503,
+			       nvcf__http_problem_response(
+				       503, "",
+				       "the request could not be queued; "
+				       "retry later",
+				       nvcf__http_path(req)));
+}
+
+/*
+ * Handles a request publish that JetStream rejected. No worker will see
+ * that request, so the caller gets 429 for a full queue, else 503.
+ */
+static void on_publish_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+	nvcf_gateway *gw = closure;
+	const char *subject = natsMsg_GetSubject(pae->Msg);
+	size_t n = subject ? strlen(subject) : 0;
+	struct MHD_Response *r;
+	unsigned int status;
+	pending *p;
+
+	(void)js;
+	atomic_fetch_add_explicit(&gw->publish_errors, 1,
+				  memory_order_relaxed);
+	if (n < NVCF_UUID_LEN)
+		return;
+	pthread_mutex_lock(&gw->lock);
+	p = pending_find(gw, subject + n - NVCF_UUID_LEN);
+	if (p != NULL && p->kind == PEND_INVOKE)
+		table_unlink(gw, p);
+	else
+		p = NULL;
+	pthread_mutex_unlock(&gw->lock);
+	if (p == NULL)
+		return;
+
+	if (pae->ErrCode == JS_ERR_STREAM_FULL) {
+		nvcf_log_info(SUB, "request %s: queue of version %s is full; "
+			      "answering 429", p->request_id, p->version_id);
+		status = 429;
+		r = nvcf__http_problem_response(
+			status, "",
+			"the request queue of this function version is full; "
+			"retry later",
+			nvcf__http_path(p->req));
+		if (r != NULL)
+			MHD_add_response_header(r, "Retry-After", "1");
+	} else {
+		nvcf_log_warn(SUB, "request %s for version %s: JetStream did "
+			      "not store it: %s (JetStream error %d: %s)",
+			      p->request_id, p->version_id,
+			      natsStatus_GetText(pae->Err), (int)pae->ErrCode,
+			      pae->ErrText ? pae->ErrText : "");
+		status = 503;
+		r = nvcf__http_problem_response(
+			status, "",
+			pae->Err == NATS_NO_RESPONDERS
+				? "this function version has no request "
+				  "queue; deploy it again"
+				: "the request could not be queued; retry "
+				  "later",
+			nvcf__http_path(p->req));
+	}
+	pending_answer(gw, p, status, r);
+}
+
+static void poll_status(nvcf_gateway *gw, nvcf__http_req *req,
+			const char *rid)
+{
+	Nvcf__InvokeResult *res = NULL;
+	nvcf__key_record rec;
+	char subject[64];
+	int poll_seconds;
+	pending *p;
+	nvcf_status st;
+	natsStatus s;
+
+	if (!has_authorization(gw, req))
+		return;
+	if (!nvcf_request_id_valid(rid)) {
+		send_text(gw, req, 400,
+			  "Invalid URL: requestId is not a UUID");
+		return;
+	}
+	if (!authenticate(gw, req, &rec))
+		return;
+	if (nvcf_request_poll_seconds(nvcf__http_header(req,
+							"NVCF-POLL-SECONDS"),
+				      &poll_seconds) != NVCF_OK) {
+		send_problem(gw, req, 400, "%s", nvcf_error_last()->message);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		send_problem(gw, req, 503, "out of memory");
+		return;
+	}
+	p->kind = PEND_POLL;
+	snprintf(p->request_id, sizeof(p->request_id), "%s", rid);
+	snprintf(p->nca_id, sizeof(p->nca_id), "%s", rec.nca_id);
+
+	/*
+	 * Parked and subscribed before reading the stored result, so that a
+	 * FINAL stored in between still reaches this connection.
+	 */
+	if (!pending_park(gw, req, p, poll_seconds)) {
+		pending_answer(gw, p, 503, reqid_response(rid, 503));
+		return;
+	}
+	nvcf__result_subject(subject, sizeof(subject), rid);
+	s = natsConnection_Subscribe(&p->sub, gw->conn, subject, on_result,
+				     gw);
+	if (s != NATS_OK) {
+		p->sub = NULL;
+		if (pending_take(gw, p))
+			pending_answer(gw, p, 503,
+				       nvcf__http_problem_response(
+					       503, "",
+					       "cannot watch the result",
+					       nvcf__http_path(req)));
+		return;
+	}
+	st = last_result(gw, rid, &res);
+	if (st == NVCF_OK && strcmp(res->nca_id, rec.nca_id) != 0)
+		st = NVCF_ENOTFOUND; /* another account's request */
+	if (st == NVCF_OK && res->kind == FINAL) {
+		if (pending_take(gw, p)) {
+			pending_answer_final(gw, p, res);
+			purge_subject(gw, NVCF_STREAM_RESULTS, subject);
+		}
+	} else if (st == NVCF_OK) {
+		if (res->kind == NVCF__RESULT_KIND__RESULT_KIND_PROGRESS) {
+			pthread_mutex_lock(&gw->lock);
+			if (p->heap_idx != SIZE_MAX)
+				p->percent = res->percent_complete;
+			pthread_mutex_unlock(&gw->lock);
+		}
+	} else if (pending_take(gw, p)) {
+		pending_answer(
+			gw, p, st == NVCF_ENOTFOUND ? 404 : 503,
+			nvcf__http_problem_response(
+				st == NVCF_ENOTFOUND ? 404 : 503, "",
+				st == NVCF_ENOTFOUND
+					? "request id not found"
+					: "cannot read the result; retry later",
+				nvcf__http_path(req)));
+	}
+	if (res != NULL)
+		nvcf__invoke_result__free_unpacked(res, NULL);
+}
+
+/* Copies a UUID path segment into @p out; false when it is not a UUID. */
+static bool take_uuid(const char **pp, char out[NVCF_UUID_LEN + 1])
+{
+	const char *s = *pp;
+	size_t n = strcspn(s, "/");
+
+	if (n != NVCF_UUID_LEN)
+		return false;
+	memcpy(out, s, NVCF_UUID_LEN);
+	out[NVCF_UUID_LEN] = '\0';
+	if (!nvcf_request_id_valid(out))
+		return false;
+	*pp = s + n;
+	return true;
+}
+
+static void route_pexec(nvcf_gateway *gw, nvcf__http_req *req,
+			const char *rest)
+{
+	char fid[NVCF_UUID_LEN + 1], vid[NVCF_UUID_LEN + 1];
+	nvcf__key_record rec;
+	bool has_version = false;
+	const char *seg;
+
+	/* Only the shapes NVCF serves exist; the rest is 404. */
+	seg = rest + strcspn(rest, "/");
+	if (*seg != '\0') {
+		if (strncmp(seg, "/versions/", 10) != 0 || seg[10] == '\0' ||
+		    strchr(seg + 10, '/') != NULL) {
+			send_problem(gw, req, 404, "route not found");
+			return;
+		}
+		has_version = true;
+	}
+	if (strcmp(nvcf__http_method(req), "POST") != 0) {
+		send_problem(gw, req, 404, "route not found");
+		return;
+	}
+	if (!has_authorization(gw, req))
+		return;
+	if (!take_uuid(&rest, fid) ||
+	    (has_version && (rest += 10, !take_uuid(&rest, vid)))) {
+		send_text(gw, req, 400,
+			  "Invalid URL: function id and version id must be "
+			  "UUIDs");
+		return;
+	}
+	if (!authenticate(gw, req, &rec))
+		return;
+	invoke(gw, req, &rec, fid, has_version ? vid : NULL, false);
+}
+
+static void route_header(nvcf_gateway *gw, nvcf__http_req *req,
+			 const char *fid_header)
+{
+	const char *vid_header = nvcf__http_header(req, "function-version-id");
+	nvcf__key_record rec;
+
+	if (!has_authorization(gw, req))
+		return;
+	if (!nvcf_request_id_valid(fid_header) ||
+	    (vid_header != NULL && !nvcf_request_id_valid(vid_header))) {
+		send_text(gw, req, 400,
+			  "Invalid header: function-id and "
+			  "function-version-id must be UUIDs");
+		return;
+	}
+	if (!authenticate(gw, req, &rec))
+		return;
+	invoke(gw, req, &rec, fid_header, vid_header, true);
+}
+
+static void serve_metrics(nvcf_gateway *gw, nvcf__http_req *req)
+{
+	nvcf__buf out = {0};
+	size_t waiting;
+
+	pthread_mutex_lock(&gw->lock);
+	waiting = gw->heap_len;
+	pthread_mutex_unlock(&gw->lock);
+	nvcf__buf_printf(&out,
+			 "# HELP nvcf_gateway_requests_total Responses "
+			 "sent, by HTTP status.\n"
+			 "# TYPE nvcf_gateway_requests_total counter\n");
+	for (unsigned int c = 100; c < MAX_CODE; c++) {
+		uint64_t n = atomic_load_explicit(&gw->by_code[c],
+						  memory_order_relaxed);
+
+		if (n > 0)
+			nvcf__buf_printf(&out,
+					 "nvcf_gateway_requests_total"
+					 "{code=\"%u\"} %llu\n",
+					 c, (unsigned long long)n);
+	}
+	nvcf__buf_printf(
+		&out,
+		"# HELP nvcf_gateway_pending_requests Connections waiting "
+		"for a result.\n"
+		"# TYPE nvcf_gateway_pending_requests gauge\n"
+		"nvcf_gateway_pending_requests %zu\n"
+		"# HELP nvcf_gateway_publish_errors_total Requests "
+		"JetStream did not store.\n"
+		"# TYPE nvcf_gateway_publish_errors_total counter\n"
+		"nvcf_gateway_publish_errors_total %llu\n",
+		waiting,
+		(unsigned long long)atomic_load(&gw->publish_errors));
+	nvcf__http_send(req, 200,
+			nvcf__http_response("text/plain; version=0.0.4",
+					    out.data ? out.data : "",
+					    out.len));
+	nvcf__buf_free(&out);
+}
+
+static void handle(nvcf__http_req *req, void *userdata)
+{
+	nvcf_gateway *gw = userdata;
+	const char *path = nvcf__http_path(req);
+	const char *method = nvcf__http_method(req);
+	const char *fid_header = nvcf__http_header(req, "function-id");
+
+	if (fid_header != NULL) {
+		route_header(gw, req, fid_header);
+	} else if (strncmp(path, PEXEC_FUNCTIONS,
+			   strlen(PEXEC_FUNCTIONS)) == 0) {
+		route_pexec(gw, req, path + strlen(PEXEC_FUNCTIONS));
+	} else if (strncmp(path, PEXEC_STATUS, strlen(PEXEC_STATUS)) == 0 &&
+		   strcmp(method, "GET") == 0 &&
+		   strchr(path + strlen(PEXEC_STATUS), '/') == NULL) {
+		poll_status(gw, req, path + strlen(PEXEC_STATUS));
+	} else if (strcmp(path, "/health") == 0 &&
+		   strcmp(method, "GET") == 0) {
+		bool up = natsConnection_Status(gw->conn) ==
+			  NATS_CONN_STATUS_CONNECTED;
+
+		nvcf__http_send_json(req, up ? 200 : 503,
+				     up ? "{\"status\":\"OK\"}"
+					: "{\"status\":\"NATS unreachable\"}");
+	} else if (strcmp(path, "/metrics") == 0 &&
+		   strcmp(method, "GET") == 0) {
+		serve_metrics(gw, req);
+	} else {
+		send_problem(gw, req, 404, "route not found");
+	}
+}
+
+/* ---- object ----------------------------------------------------------- */
+
+nvcf_status nvcf_gateway_new(nvcf_gateway **out,
+			     const nvcf_gateway_options *opts)
+{
+	nvcf_bus_options bo = NVCF_BUS_OPTIONS_INIT;
+	pthread_condattr_t ca;
+	jsOptions jo;
+	nvcf_gateway *gw;
+	nvcf_status st;
+	natsStatus s;
+
+	if (out == NULL)
+		return nvcf__error_set(NVCF_EINVAL,
+				       "nvcf_gateway_new: out is NULL");
+	*out = NULL;
+	if (opts != NULL && (opts->version == 0 ||
+			     opts->version > NVCF_GATEWAY_OPTIONS_VERSION))
+		return nvcf__error_set(NVCF_EINVAL,
+				       "unsupported nvcf_gateway_options "
+				       "version %u: use "
+				       "NVCF_GATEWAY_OPTIONS_INIT",
+				       opts->version);
+	gw = calloc(1, sizeof(*gw));
+	if (gw == NULL)
+		return nvcf__error_oom();
+	if (opts != NULL) {
+		gw->opts = *opts;
+	} else {
+		nvcf_gateway_options d = NVCF_GATEWAY_OPTIONS_INIT;
+
+		gw->opts = d;
+	}
+	gw->opts.version = NVCF_GATEWAY_OPTIONS_VERSION;
+	if (gw->opts.threads == 0)
+		gw->opts.threads = 2;
+	if (gw->opts.max_body_bytes == 0)
+		gw->opts.max_body_bytes = 8u << 20;
+	if (gw->opts.extra_wait_seconds < 0)
+		gw->opts.extra_wait_seconds = 2;
+	gw->nats_url = nvcf__strdup(gw->opts.nats_url
+					    ? gw->opts.nats_url
+					    : "nats://127.0.0.1:4222");
+	gw->listen_address = nvcf__strdup(
+		gw->opts.listen_address ? gw->opts.listen_address
+					: "127.0.0.1");
+	gw->region = nvcf__strdup(gw->opts.region ? gw->opts.region
+						  : "local");
+	pthread_mutex_init(&gw->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&gw->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&gw->suspended, 0);
+	if (gw->nats_url == NULL || gw->listen_address == NULL ||
+	    gw->region == NULL) {
+		nvcf_gateway_free(gw);
+		return nvcf__error_oom();
+	}
+	gw->opts.nats_url = gw->nats_url;
+	gw->opts.listen_address = gw->listen_address;
+	gw->opts.region = gw->region;
+
+	if ((st = nvcf__uuid_new(gw->instance_id)) != NVCF_OK)
+		goto fail;
+	snprintf(gw->reply_subject, sizeof(gw->reply_subject), "nvcf.gw.%s",
+		 gw->instance_id);
+	bo.url = gw->nats_url;
+	bo.name = "nvcf-invocation";
+	bo.region = gw->region;
+	if ((st = nvcf_bus_new(&gw->bus, &bo)) != NVCF_OK)
+		goto fail;
+	gw->conn = nvcf__bus_conn(gw->bus);
+	gw->js = nvcf__bus_js(gw->bus);
+	jsOptions_Init(&jo);
+	jo.PublishAsync.ErrHandler = on_publish_error;
+	jo.PublishAsync.ErrHandlerClosure = gw;
+	jo.PublishAsync.MaxPending = MAX_PUBLISHES_IN_FLIGHT;
+	s = natsConnection_JetStream(&gw->pub_js, gw->conn, &jo);
+	if (s != NATS_OK) {
+		st = nvcf__bus_error(s, 0, "JetStream context for",
+				     "publishes");
+		goto fail;
+	}
+	if ((st = nvcf_bus_ensure_control(gw->bus)) != NVCF_OK ||
+	    (st = nvcf__gw_cache_new(&gw->cache, gw->bus)) != NVCF_OK)
+		goto fail;
+	s = natsConnection_Subscribe(&gw->reply_sub, gw->conn,
+				     gw->reply_subject, on_result, gw);
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(gw->reply_sub, -1, -1);
+	if (s != NATS_OK) {
+		st = nvcf__bus_error(s, 0, "subscribing to",
+				     gw->reply_subject);
+		goto fail;
+	}
+	*out = gw;
+	return NVCF_OK;
+fail:
+	nvcf_gateway_free(gw);
+	return st;
+}
+
+nvcf_status nvcf_gateway_start(nvcf_gateway *gw)
+{
+	nvcf__http_config hc = {0};
+	nvcf_status st;
+
+	if (gw == NULL || gw->started)
+		return nvcf__error_set(NVCF_EINVAL,
+				       "nvcf_gateway_start: gateway is NULL "
+				       "or already started");
+	if ((st = nvcf__gw_cache_start(gw->cache, 5000)) != NVCF_OK)
+		return st;
+	if (pthread_create(&gw->timer, NULL, timer_main, gw) != 0)
+		return nvcf__error_set(NVCF_ENOMEM,
+				       "cannot start the gateway's timer "
+				       "thread");
+	gw->timer_running = true;
+	hc.bind_address = gw->listen_address;
+	hc.port = gw->opts.port;
+	hc.threads = gw->opts.threads;
+	hc.max_body = gw->opts.max_body_bytes;
+	hc.handler = handle;
+	hc.userdata = gw;
+	if ((st = nvcf__http_server_new(&gw->http, &hc)) != NVCF_OK) {
+		nvcf_gateway_stop(gw);
+		return st;
+	}
+	gw->started = true;
+	nvcf_log_info(SUB, "listening on %s:%u, region %s, results on %s",
+		      gw->listen_address,
+		      (unsigned)nvcf__http_server_port(gw->http), gw->region,
+		      gw->reply_subject);
+	return NVCF_OK;
+}
+
+uint16_t nvcf_gateway_port(const nvcf_gateway *gw)
+{
+	return gw != NULL && gw->http != NULL
+		       ? nvcf__http_server_port(gw->http)
+		       : 0;
+}
+
+nvcf_status nvcf_gateway_stop(nvcf_gateway *gw)
+{
+	pending *all = NULL, *p;
+	int64_t until;
+
+	if (gw == NULL)
+		return nvcf__error_set(NVCF_EINVAL,
+				       "nvcf_gateway_stop: gateway is NULL");
+	pthread_mutex_lock(&gw->lock);
+	gw->stopping = true;
+	pthread_cond_broadcast(&gw->cond);
+	while (gw->heap_len > 0) {
+		p = gw->heap[0];
+		table_unlink(gw, p);
+		p->next = all;
+		all = p;
+	}
+	pthread_mutex_unlock(&gw->lock);
+	if (gw->timer_running) {
+		pthread_join(gw->timer, NULL);
+		gw->timer_running = false;
+	}
+	while ((p = all) != NULL) {
+		all = p->next;
+		pending_answer(gw, p, 503,
+			       reqid_response(p->request_id, 503));
+	}
+	/* libmicrohttpd must not be stopped with suspended connections. */
+	until = nvcf__mono_us() + 2000000;
+	while (atomic_load(&gw->suspended) > 0 && nvcf__mono_us() < until) {
+		struct timespec ts = {0, 5000000};
+
+		nanosleep(&ts, NULL);
+	}
+	if (gw->http != NULL) {
+		nvcf__http_server_free(gw->http);
+		gw->http = NULL;
+		nvcf_log_info(SUB, "stopped");
+	}
+	gw->started = false;
+	return NVCF_OK;
+}
+
+void nvcf_gateway_free(nvcf_gateway *gw)
+{
+	if (gw == NULL)
+		return;
+	nvcf_gateway_stop(gw);
+	if (gw->reply_sub != NULL) {
+		natsSubscription_Unsubscribe(gw->reply_sub);
+		natsSubscription_Destroy(gw->reply_sub);
+	}
+	nvcf__gw_cache_free(gw->cache);
+	jsCtx_Destroy(gw->pub_js);
+	nvcf_bus_free(gw->bus);
+	pthread_mutex_destroy(&gw->lock);
+	pthread_cond_destroy(&gw->cond);
+	free(gw->heap);
+	free(gw->nats_url);
+	free(gw->listen_address);
+	free(gw->region);
+	free(gw);
+}
