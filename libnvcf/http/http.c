@@ -32,7 +32,7 @@ struct nvcf__http_req {
 	bool too_large;
 	int64_t start_us;
 
-	/* Staged answer, queued from inside the access callback. */
+	/* Staged response, queued from inside the access callback. */
 	struct MHD_Response *response;
 	unsigned int status;
 	atomic_bool answered;
@@ -310,7 +310,7 @@ static enum MHD_Result queue_staged(nvcf__http_req *req)
 	enum MHD_Result rc;
 
 	if (req->response == NULL) {
-		/* The handler ran out of memory building its answer. */
+		/* The handler ran out of memory building its response. */
 		req->response = MHD_create_response_from_buffer(
 			0, NULL, MHD_RESPMEM_PERSISTENT);
 		req->status = 500;
@@ -369,7 +369,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 			server->config.handler(req, server->config.userdata);
 	}
 
-	/* Either the handler answered, or a resumed request has its answer. */
+	/* The handler responded, or a resumed request has its response. */
 	if (atomic_load(&req->answered) &&
 	    (req->response != NULL || req->status != 0)) {
 		enum MHD_Result rc = queue_staged(req);

@@ -296,7 +296,8 @@ class Stack:
             return f.read()
 
     def stop(self):
-        # The agent goes first so that it stops the instances it started.
+        # The agent stops last, after the planes that send it work, and
+        # stops the instances it started on the way out.
         for name in ("gateway", "api", "nvca"):
             self.kill(name, signal.SIGTERM)
         self.nats.stop()
@@ -337,7 +338,7 @@ def create_function(s, key, name="echo", image=None, args="", env=None,
 
 def deploy(s, key, fid, vid, min=1, max=1, concurrency=1, gpu="L40S",
            instance_type="NCP.GPU.L40S_1x", wait_active=True, timeout=60):
-    """Deploys a version; waits for ACTIVE unless told not to."""
+    """Deploys a version; waits for ACTIVE unless wait_active is false."""
     spec = {"gpu": gpu, "instanceType": instance_type, "minInstances": min,
             "maxInstances": max, "maxRequestConcurrency": concurrency}
     r = http("POST", "%s/v2/nvcf/deployments/functions/%s/versions/%s" % (
