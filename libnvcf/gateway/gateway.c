@@ -807,6 +807,21 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 	msg.poll_deadline_us = now + (int64_t)poll_seconds * 1000000;
 	msg.caller_subject = (char *)rec->subject;
 	len = nvcf__invoke_request__get_packed_size(&msg);
+	/*
+	 * NOTE: bodies travel inline, not chunked, so the NATS server's
+	 * max_payload (1 MiB unless configured) bounds a request.
+	 */
+	if ((int64_t)len > natsConnection_GetMaxPayload(gw->conn)) {
+		int64_t limit = natsConnection_GetMaxPayload(gw->conn);
+
+		free(p);
+		send_problem(gw, req, 413,
+			     "request of %zu bytes exceeds the limit of %lld "
+			     "bytes (max_payload of the NATS server); send a "
+			     "smaller body or raise max_payload",
+			     len, (long long)limit);
+		return;
+	}
 	if (len > sizeof(stackbuf) && (buf = malloc(len)) == NULL) {
 		free(p);
 		send_problem(gw, req, 503, "out of memory");

@@ -135,6 +135,17 @@ def test_invoke_returns_function_response(s, echo):
     assert 'nvcf_gateway_requests_total{code="200"}' in r.body.decode()
 
 
+def test_body_over_max_payload_is_413(s, echo):
+    # nats-server's default max_payload is 1 MiB; the body is just above.
+    r = http("POST", s.invoke_url + PEXEC + echo["id"], key=s.admin_key,
+             body=b"x" * (1024 * 1024 + 1),
+             headers={"Content-Type": "application/octet-stream"})
+    assert r.status == 413, r
+    assert "max_payload" in r.json()["detail"]
+    r = invoke(s, echo["id"], s.admin_key, body={"after": "large"})
+    assert r.status == 200, r
+
+
 def test_invoke_pinned_version(s, echo):
     r = invoke(s, echo["id"], s.admin_key, body={"v": 1},
                version=echo["versionId"])
