@@ -227,6 +227,41 @@ static bool pending_take(nvcf_gateway *gw, pending *p)
 	return present;
 }
 
+/*
+ * Like pending_take(), for a caller that parked @p p and may race with the
+ * result callback or the timer, which free it once they took it: @p p is
+ * only compared, never read, unless it is still in the table.
+ */
+static bool pending_take_parked(nvcf_gateway *gw, const char *rid, pending *p)
+{
+	pending *q;
+	bool present = false;
+
+	pthread_mutex_lock(&gw->lock);
+	for (q = gw->table[rid_bucket(rid)]; q != NULL; q = q->next) {
+		if (q == p) {
+			table_unlink(gw, p);
+			present = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&gw->lock);
+	return present;
+}
+
+/* Records progress on @p p if it is still parked. */
+static void pending_set_percent(nvcf_gateway *gw, const char *rid, pending *p,
+				int percent)
+{
+	pending *q;
+
+	pthread_mutex_lock(&gw->lock);
+	for (q = gw->table[rid_bucket(rid)]; q != NULL; q = q->next)
+		if (q == p)
+			p->percent = percent;
+	pthread_mutex_unlock(&gw->lock);
+}
+
 static void pending_free(pending *p)
 {
 	if (p->sub != NULL) {
@@ -952,42 +987,39 @@ static void poll_status(nvcf_gateway *gw, nvcf__http_req *req,
 	snprintf(p->nca_id, sizeof(p->nca_id), "%s", rec.nca_id);
 
 	/*
-	 * Parked and subscribed before reading the stored result, so that a
-	 * FINAL stored in between still reaches this connection.
+	 * Subscribed, then parked, then the stored result read: a FINAL
+	 * stored before the park is found by the read, and one stored after
+	 * it reaches this connection through the subscription. Once parked,
+	 * the result callback or the timer may answer and free p at any
+	 * moment, so from then on p is only used through
+	 * pending_take_parked() and pending_set_percent().
 	 */
-	if (!pending_park(gw, req, p, poll_seconds)) {
-		pending_answer(gw, p, 503, reqid_response(rid, 503));
-		return;
-	}
 	nvcf__result_subject(subject, sizeof(subject), rid);
 	s = natsConnection_Subscribe(&p->sub, gw->conn, subject, on_result,
 				     gw);
 	if (s != NATS_OK) {
 		p->sub = NULL;
-		if (pending_take(gw, p))
-			pending_answer(gw, p, 503,
-				       nvcf__http_problem_response(
-					       503, "",
-					       "cannot watch the result",
-					       nvcf__http_path(req)));
+		free(p);
+		send_problem(gw, req, 503, "cannot watch the result of "
+			     "request %s: %s", rid, natsStatus_GetText(s));
+		return;
+	}
+	if (!pending_park(gw, req, p, poll_seconds)) {
+		pending_answer(gw, p, 503, reqid_response(rid, 503));
 		return;
 	}
 	st = last_result(gw, rid, &res);
 	if (st == NVCF_OK && strcmp(res->nca_id, rec.nca_id) != 0)
 		st = NVCF_ENOTFOUND; /* another account's request */
 	if (st == NVCF_OK && res->kind == FINAL) {
-		if (pending_take(gw, p)) {
+		if (pending_take_parked(gw, rid, p)) {
 			pending_answer_final(gw, p, res);
 			purge_subject(gw, NVCF_STREAM_RESULTS, subject);
 		}
 	} else if (st == NVCF_OK) {
-		if (res->kind == NVCF__RESULT_KIND__RESULT_KIND_PROGRESS) {
-			pthread_mutex_lock(&gw->lock);
-			if (p->heap_idx != SIZE_MAX)
-				p->percent = res->percent_complete;
-			pthread_mutex_unlock(&gw->lock);
-		}
-	} else if (pending_take(gw, p)) {
+		if (res->kind == NVCF__RESULT_KIND__RESULT_KIND_PROGRESS)
+			pending_set_percent(gw, rid, p, res->percent_complete);
+	} else if (pending_take_parked(gw, rid, p)) {
 		pending_answer(
 			gw, p, st == NVCF_ENOTFOUND ? 404 : 503,
 			nvcf__http_problem_response(
