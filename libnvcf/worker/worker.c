@@ -499,6 +499,36 @@ static nvcf_status publish_final(nvcf_worker *w,
 	buf = result_pack(res, &len);
 	if (buf == NULL)
 		return nvcf__error_oom();
+
+	/*
+	 * NOTE: results travel inline, not chunked. One that the NATS server
+	 * cannot carry becomes a 502 naming the limit; handing the request
+	 * back would only call the function again with the same outcome.
+	 */
+	if ((int64_t)len > natsConnection_GetMaxPayload(w->conn)) {
+		char detail[256];
+		int64_t limit = natsConnection_GetMaxPayload(w->conn);
+
+		nvcf_log_warn(SUB, "result of request %s is %zu bytes, over the "
+			      "NATS max_payload of %lld; answering 502",
+			      req->request_id, len, (long long)limit);
+		free(buf);
+		snprintf(detail, sizeof(detail),
+			 "{\"type\":\"urn:inference-service:problem-details:"
+			 "bad-gateway\",\"title\":\"Bad Gateway\","
+			 "\"status\":502,\"detail\":\"response of %zu bytes "
+			 "exceeds the limit of %lld bytes\"}",
+			 len, (long long)limit);
+		res->status_code = 502;
+		res->n_headers = 0;
+		res->headers = NULL;
+		res->body.data = (uint8_t *)detail;
+		res->body.len = strlen(detail);
+		res->error = "response exceeds the NATS max_payload";
+		buf = result_pack(res, &len);
+		if (buf == NULL)
+			return nvcf__error_oom();
+	}
 	if (req->reply_subject != NULL && req->reply_subject[0] != '\0')
 		natsConnection_Publish(w->conn, req->reply_subject, buf,
 				       (int)len);

@@ -146,6 +146,17 @@ def test_body_over_max_payload_is_413(s, echo):
     assert r.status == 200, r
 
 
+def test_result_over_max_payload_is_502(s, echo):
+    # pyecho returns the body JSON-escaped: each "é" becomes six bytes, so
+    # a 400 kB request gets a 1.2 MB response, above the 1 MiB max_payload.
+    r = http("POST", s.invoke_url + PEXEC + echo["id"], key=s.admin_key,
+             body=("\u00e9" * 200000).encode(),
+             headers={"Content-Type": "text/plain; charset=utf-8",
+                      "NVCF-POLL-SECONDS": "10"})
+    assert r.status == 502, r
+    assert "exceeds the limit" in r.json()["detail"]
+
+
 def test_invoke_pinned_version(s, echo):
     r = invoke(s, echo["id"], s.admin_key, body={"v": 1},
                version=echo["versionId"])
