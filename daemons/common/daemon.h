@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What every daemon's main shares: a log handler that writes one line per
- * record to stderr, SIGTERM and SIGINT handling, and the port file through
- * which a launcher learns the port a daemon bound when it asked for port 0.
+ * Start-up pieces shared by the daemons' mains: a log handler that writes
+ * one line per record to stderr, SIGTERM and SIGINT handling, and the port
+ * file through which a launcher learns the port bound for port 0.
  */
 #ifndef NVCF_DAEMON_H
 #define NVCF_DAEMON_H

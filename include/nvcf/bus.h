@@ -72,7 +72,7 @@ NVCF_API nvcf_status nvcf_bus_options_init(nvcf_bus_options *opts,
  *
  * @param[out] out  the new bus, released with nvcf_bus_free()
  * @param opts      may be NULL for defaults; copied, not kept
- * @return NVCF_OK, NVCF_EINVAL, NVCF_EUNAVAILABLE when no server answers,
+ * @return NVCF_OK, NVCF_EINVAL, NVCF_EUNAVAILABLE when no server accepts the connection,
  *         NVCF_ENOMEM
  */
 NVCF_API nvcf_status nvcf_bus_new(nvcf_bus **out, const nvcf_bus_options *opts);

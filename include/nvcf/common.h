@@ -3,9 +3,9 @@
  * @file nvcf/common.h
  * @brief Status codes, error details, logging and memory release.
  *
- * Every libnvcf call that can fail returns an ::nvcf_status. A negative
- * value is an error; the thread that made the call can then read a one-line
- * message and, where one exists, the HTTP status or JetStream error code
+ * Every libnvcf call that can fail returns an ::nvcf_status, and a negative
+ * value is an error. The thread that made the call then reads a one-line
+ * message, and the HTTP status or JetStream error code where one exists,
  * through nvcf_error_last(). The library never prints: it hands log records
  * to the handler installed with nvcf_log_set_handler().
  */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The control-plane REST service. Every request reads KV directly, with no
- * cache of records, so that any number of replicas agree. Read-modify-write
- * goes through KV revisions, so replicas never lose an update.
+ * The control-plane REST service. Every request reads function and
+ * deployment records from KV directly, with no cache, so that any number of
+ * replicas agree (API keys alone are cached, for 3 s). Writes compare KV
+ * revisions, so a replica's update never silently overwrites another's.
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -891,6 +892,29 @@ static void reply_fn_not_found(call *c, const char *fid, const char *vid)
 			      fid, c->key.nca_id);
 }
 
+/*
+ * Reads the caller's function version into *fn_out and its KV key into
+ * key[256]. On failure the 404 or bus error is already sent and the
+ * caller only returns.
+ */
+static bool load_version_or_reply(call *c, const char *fid, const char *vid,
+				  char key[256], cJSON **fn_out)
+{
+	nvcf_status st;
+
+	fn_key(key, c->key.nca_id, fid, vid);
+	st = kv_load(c->api, NVCF_BUCKET_FUNCTIONS, key, fn_out, NULL);
+	if (st == NVCF_ENOTFOUND) {
+		reply_fn_not_found(c, fid, vid);
+		return false;
+	}
+	if (st != NVCF_OK) {
+		reply_bus_error(c, st);
+		return false;
+	}
+	return true;
+}
+
 /* Distinct function ids of the account; @p fids_out may be NULL. */
 static nvcf_status account_functions(nvcf_api *api, const char *nca,
 				     cJSON **fids_out, int *count_out)
@@ -1081,18 +1105,9 @@ static void get_version(call *c, const char *fid, const char *vid)
 	char key[256], filter[128];
 	cJSON *rec, *inst, *arr = NULL;
 	const cJSON *i;
-	nvcf_status st;
 
-	fn_key(key, c->key.nca_id, fid, vid);
-	st = kv_load(c->api, NVCF_BUCKET_FUNCTIONS, key, &rec, NULL);
-	if (st == NVCF_ENOTFOUND) {
-		reply_fn_not_found(c, fid, vid);
+	if (!load_version_or_reply(c, fid, vid, key, &rec))
 		return;
-	}
-	if (st != NVCF_OK) {
-		reply_bus_error(c, st);
-		return;
-	}
 	snprintf(filter, sizeof(filter), "%s.*", vid);
 	if (kv_load_all(c->api, NVCF_BUCKET_INSTANCES, filter, &inst) ==
 	    NVCF_OK) {
@@ -1182,16 +1197,8 @@ static void delete_version(call *c, const char *fid, const char *vid)
 	cJSON *rec;
 	nvcf_status st;
 
-	fn_key(key, c->key.nca_id, fid, vid);
-	st = kv_load(c->api, NVCF_BUCKET_FUNCTIONS, key, &rec, NULL);
-	if (st == NVCF_ENOTFOUND) {
-		reply_fn_not_found(c, fid, vid);
+	if (!load_version_or_reply(c, fid, vid, key, &rec))
 		return;
-	}
-	if (st != NVCF_OK) {
-		reply_bus_error(c, st);
-		return;
-	}
 	cJSON_Delete(rec);
 	st = undeploy(c->api, c->key.nca_id, fid, vid);
 	if (st != NVCF_OK && st != NVCF_ENOTFOUND) {
@@ -1220,16 +1227,8 @@ static void create_deployment(call *c, const char *fid, const char *vid)
 	nvcf_status st;
 	bool all_zero = true;
 
-	fn_key(key, c->key.nca_id, fid, vid);
-	st = kv_load(c->api, NVCF_BUCKET_FUNCTIONS, key, &fn, NULL);
-	if (st == NVCF_ENOTFOUND) {
-		reply_fn_not_found(c, fid, vid);
+	if (!load_version_or_reply(c, fid, vid, key, &fn))
 		return;
-	}
-	if (st != NVCF_OK) {
-		reply_bus_error(c, st);
-		return;
-	}
 	body = nvcf__http_body(c->req, &len);
 	if ((st = nvcf__api_validate_deployment(body, len, &specs, detail,
 						sizeof(detail)))) {
@@ -1449,17 +1448,9 @@ static void delete_deployment(call *c, const char *fid, const char *vid)
 	cJSON *fn;
 	nvcf_status st;
 
-	fn_key(key, c->key.nca_id, fid, vid);
-	st = kv_load(c->api, NVCF_BUCKET_FUNCTIONS, key, &fn, NULL);
-	if (st == NVCF_ENOTFOUND) {
-		reply_fn_not_found(c, fid, vid);
+	if (!load_version_or_reply(c, fid, vid, key, &fn))
 		return;
-	}
 	cJSON_Delete(fn);
-	if (st != NVCF_OK) {
-		reply_bus_error(c, st);
-		return;
-	}
 	st = undeploy(c->api, c->key.nca_id, fid, vid);
 	if (st == NVCF_ENOTFOUND) {
 		reply_problem(c, 404,

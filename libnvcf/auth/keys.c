@@ -86,7 +86,7 @@ bool nvcf__nca_id_valid(const char *nca_id)
 {
 	size_t n = 0;
 
-	/* The first character is never '_', so "_id." keys cannot collide. */
+	/* Rejecting a leading '_' keeps account keys apart from "_id." keys. */
 	if (nca_id == NULL || nca_id[0] == '_' || nca_id[0] == '-')
 		return false;
 	for (; nca_id[n] != '\0'; n++) {
@@ -203,6 +203,17 @@ nvcf_status nvcf__key_record_parse(const char *json, size_t len,
 	return NVCF_OK;
 }
 
+nvcf_status nvcf__key_hash_presented(const char *key, char out[65])
+{
+	if (key == NULL ||
+	    strncmp(key, NVCF_KEY_PREFIX, strlen(NVCF_KEY_PREFIX)) != 0 ||
+	    strlen(key) > 200)
+		return nvcf__error_set(NVCF_EUNAUTHENTICATED,
+				       "API key is malformed: expected "
+				       "'nvapi-...'");
+	return nvcf__key_hash(key, out);
+}
+
 nvcf_status nvcf__key_lookup(nvcf_bus *bus, const char *key,
 			     nvcf__key_record *out)
 {
@@ -211,13 +222,7 @@ nvcf_status nvcf__key_lookup(nvcf_bus *bus, const char *key,
 	size_t len = 0;
 	nvcf_status st;
 
-	if (key == NULL || strncmp(key, NVCF_KEY_PREFIX,
-				   strlen(NVCF_KEY_PREFIX)) != 0 ||
-	    strlen(key) > 200)
-		return nvcf__error_set(NVCF_EUNAUTHENTICATED,
-				       "API key is malformed: expected "
-				       "'nvapi-...'");
-	if ((st = nvcf__key_hash(key, hash)) != NVCF_OK)
+	if ((st = nvcf__key_hash_presented(key, hash)) != NVCF_OK)
 		return st;
 	st = nvcf_bus_kv_get(bus, NVCF_BUCKET_KEYS, hash, &json, &len, NULL);
 	if (st == NVCF_ENOTFOUND)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * API keys: "nvapi-" followed by 43 random base64url characters. Only the
- * SHA-256 of a key is stored, as the key of its record in KV nvcf_keys; the
- * record names the account (ncaId) and the scopes.
+ * SHA-256 of a key is stored, as the key of its record in KV nvcf_keys.
+ * The record names the account (ncaId) and the scopes.
  */
 #ifndef NVCF_AUTH_KEYS_H
 #define NVCF_AUTH_KEYS_H
@@ -54,6 +54,12 @@ nvcf_status nvcf__key_create(nvcf_bus *bus, const char *nca_id,
 
 /* Hashes a presented key into the KV key of its record, out[65]. */
 nvcf_status nvcf__key_hash(const char *key, char out[65]);
+
+/*
+ * Checks the form of a presented key ("nvapi-...", at most 200 characters)
+ * and hashes it into out[65]. NVCF_EUNAUTHENTICATED when it is malformed.
+ */
+nvcf_status nvcf__key_hash_presented(const char *key, char out[65]);
 
 /*
  * Looks up a presented key. NVCF_EUNAUTHENTICATED when the key is

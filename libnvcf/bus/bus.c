@@ -386,7 +386,7 @@ nvcf_status nvcf_bus_ensure_control(nvcf_bus *bus)
 	if (bus == NULL)
 		return nvcf__error_set(NVCF_EINVAL, "bus is NULL");
 
-	/* Results: any gateway replica answers a poll from here. */
+	/* Results: any gateway replica serves a poll from this stream. */
 	jsStreamConfig_Init(&cfg);
 	cfg.Name = NVCF_STREAM_RESULTS;
 	cfg.Subjects = results_subjects;
@@ -457,7 +457,7 @@ nvcf_status nvcf_bus_ensure_queue(nvcf_bus *bus, const char *version_id,
 
 	/*
 	 * Work queue with discard-new: a full queue rejects the publish
-	 * (JetStream 10077) so the gateway answers 429 instead of losing an
+	 * (JetStream 10077) so the gateway returns 429 instead of losing an
 	 * older request. One message per subject: a request id is queued once.
 	 */
 	jsStreamConfig_Init(&cfg);

@@ -111,13 +111,7 @@ nvcf_status nvcf__gw_key_lookup(nvcf__gw_cache *c, const char *key,
 	key_node *n;
 	nvcf_status st;
 
-	if (key == NULL || strncmp(key, NVCF_KEY_PREFIX,
-				   strlen(NVCF_KEY_PREFIX)) != 0 ||
-	    strlen(key) > 200)
-		return nvcf__error_set(NVCF_EUNAUTHENTICATED,
-				       "API key is malformed: expected "
-				       "'nvapi-...'");
-	if ((st = nvcf__key_hash(key, hash)) != NVCF_OK)
+	if ((st = nvcf__key_hash_presented(key, hash)) != NVCF_OK)
 		return st;
 	pthread_rwlock_rdlock(&c->lock);
 	for (n = c->keys[hash_str(hash)]; n != NULL; n = n->next) {

@@ -466,8 +466,8 @@ static nvcf_status last_result(nvcf_gateway *gw, const char *rid,
 
 /*
  * Stores a PENDING result for a request a worker holds, so that any
- * gateway can answer its polls. ExpectNoMessage keeps a FINAL that the
- * worker stored first from being hidden: NVCF_EEXISTS then.
+ * gateway can serve its polls. ExpectNoMessage keeps a FINAL that the
+ * worker stored first from being hidden, and NVCF_EEXISTS reports that case.
  */
 static nvcf_status store_pending(nvcf_gateway *gw, const pending *p)
 {
@@ -532,7 +532,7 @@ static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	pthread_mutex_lock(&gw->lock);
 	switch (res->kind) {
 	case NVCF__RESULT_KIND__RESULT_KIND_FINAL:
-		/* Every connection waiting for this id gets the answer. */
+		/* Every connection waiting for this id gets the final result. */
 		while ((p = pending_find(gw, res->request_id)) != NULL) {
 			table_unlink(gw, p);
 			p->next = taken;
@@ -566,7 +566,7 @@ static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		taken = p->next;
 		nvcf__result_subject(subject, sizeof(subject), p->request_id);
 		pending_answer_final(gw, p, res);
-		/* A request answered through a poll is not pollable again. */
+		/* After a poll returned the final result, the request is not pollable again. */
 		if (purge)
 			purge_subject(gw, NVCF_STREAM_RESULTS, subject);
 	}

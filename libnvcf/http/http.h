@@ -2,7 +2,7 @@
 /*
  * A small layer over libmicrohttpd shared by the REST services: it collects
  * the request body, hands a complete request to one handler, and lets the
- * handler answer at once or suspend the connection and answer later from
+ * handler respond at once or suspend the connection and respond later from
  * any thread, so that a long poll holds no thread.
  */
 #ifndef NVCF_HTTP_H
@@ -20,12 +20,12 @@ typedef struct nvcf__http_server nvcf__http_server;
 typedef struct nvcf__http_req nvcf__http_req;
 
 /*
- * Called once per complete request, on a server thread. The handler must
- * call nvcf__http_send() or nvcf__http_suspend() exactly once.
+ * Called once per complete request, on a server thread. The handler calls
+ * nvcf__http_send() or nvcf__http_suspend() once; a second send is ignored.
  */
 typedef void (*nvcf__http_handler_cb)(nvcf__http_req *req, void *userdata);
 
-/* Called when the connection of a request ends, answered or not. */
+/* Called when the connection of a request ends, with or without a response. */
 typedef void (*nvcf__http_done_cb)(nvcf__http_req *req, bool answered,
 				   void *state);
 
@@ -92,7 +92,7 @@ struct MHD_Response *nvcf__http_problem_response(unsigned int status,
 						 const char *detail,
 						 const char *instance);
 
-/* Suspends the connection; answer later with nvcf__http_resume(). */
+/* Suspends the connection until nvcf__http_resume() sends the response. */
 void nvcf__http_suspend(nvcf__http_req *req);
 
 /*

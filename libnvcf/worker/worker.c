@@ -501,9 +501,9 @@ static nvcf_status publish_final(nvcf_worker *w,
 		return nvcf__error_oom();
 
 	/*
-	 * NOTE: results travel inline, not chunked. One that the NATS server
-	 * cannot carry becomes a 502 naming the limit; handing the request
-	 * back would only call the function again with the same outcome.
+	 * NOTE: results travel inline, not chunked. A result larger than the
+	 * NATS server carries becomes a 502 naming the limit, because handing
+	 * the request back would call the function again with the same outcome.
 	 */
 	if ((int64_t)len > natsConnection_GetMaxPayload(w->conn)) {
 		char detail[256];

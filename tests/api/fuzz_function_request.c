@@ -6,12 +6,15 @@
  * input is not NUL-terminated).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int fuzz_expectation(const char *path, const char *name, const uint8_t *data,
+		     size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,5 +40,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (nvcf__api_validate_deployment((const char *)data, size, &out,
 					  detail, sizeof(detail)) == NVCF_OK)
 		cJSON_Delete(out);
+	return 0;
+}
+
+/*
+ * Seeds double as regression cases: a file named "ok-*" must be accepted
+ * by the create-function validator and one named "bad-*" rejected.
+ */
+int fuzz_expectation(const char *path, const char *name, const uint8_t *data,
+		     size_t size)
+{
+	char detail[NVCF_API_DETAIL_MAX];
+	nvcf_status st;
+
+	detail[0] = '\0';
+	st = nvcf__api_validate_function((const char *)data, size, NULL, detail,
+					 sizeof(detail), NULL);
+	if (strncmp(name, "ok-", 3) == 0 && st != NVCF_OK) {
+		fprintf(stderr, "%s: rejected: %s\n", path, detail);
+		return 1;
+	}
+	if (strncmp(name, "bad-", 4) == 0 && st == NVCF_OK) {
+		fprintf(stderr, "%s: accepted, expected a rejection\n", path);
+		return 1;
+	}
 	return 0;
 }

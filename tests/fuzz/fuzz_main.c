@@ -2,7 +2,8 @@
 /*
  * Replays files through a libFuzzer target without libFuzzer, so that the
  * seed corpus runs as an ordinary test under any compiler. Arguments are
- * files or directories of files.
+ * files or directories of files. A target may also define
+ * fuzz_expectation() to check a seed's outcome from its file name.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -13,11 +14,30 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/*
+ * Checks what a seed should produce; returns non-zero with a message on
+ * stderr when it does not. The default expects nothing beyond not crashing.
+ */
+__attribute__((weak)) int fuzz_expectation(const char *path, const char *name,
+					   const uint8_t *data, size_t size);
+
+__attribute__((weak)) int fuzz_expectation(const char *path, const char *name,
+					   const uint8_t *data, size_t size)
+{
+	(void)path;
+	(void)name;
+	(void)data;
+	(void)size;
+	return 0;
+}
+
 static int run_file(const char *path)
 {
+	const char *name = strrchr(path, '/');
 	FILE *f = fopen(path, "rb");
 	uint8_t *data;
 	long size;
+	int rc;
 
 	if (f == NULL) {
 		fprintf(stderr, "cannot open %s\n", path);
@@ -35,8 +55,9 @@ static int run_file(const char *path)
 	}
 	fclose(f);
 	LLVMFuzzerTestOneInput(data, (size_t)size);
+	rc = fuzz_expectation(path, name ? name + 1 : path, data, (size_t)size);
 	free(data);
-	return 0;
+	return rc;
 }
 
 static int run_path(const char *path, int *count)
@@ -75,6 +96,10 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++)
 		rc |= run_path(argv[i], &count);
+	if (count == 0) {
+		fprintf(stderr, "no seed files found\n");
+		return 1;
+	}
 	printf("%d passed, %d failed\n", rc ? 0 : count, rc ? 1 : 0);
 	return rc;
 }
