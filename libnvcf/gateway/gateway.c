@@ -44,7 +44,6 @@ typedef struct pending {
 	bool accepted; /* a worker took it */
 	bool grace;    /* window over; a worker still has the extra wait */
 	int percent;   /* last progress seen, or -1 */
-	natsSubscription *sub; /* polls: core subscription to res.{id} */
 	char request_id[NVCF_UUID_LEN + 1];
 	char function_id[NVCF_UUID_LEN + 1];
 	char version_id[NVCF_UUID_LEN + 1];
@@ -63,6 +62,8 @@ struct nvcf_gateway {
 	char instance_id[NVCF_UUID_LEN + 1];
 	char reply_subject[64];
 	natsSubscription *reply_sub;
+	natsSubscription *stored_sub; /* res.*: final results for polls */
+	int polls;                    /* parked polls, guarded by lock */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC: earliest deadline moved */
@@ -182,6 +183,8 @@ static bool pending_insert(nvcf_gateway *gw, pending *p)
 		return false;
 	p->next = gw->table[b];
 	gw->table[b] = p;
+	if (p->kind == PEND_POLL)
+		gw->polls++;
 	if (p->heap_idx == 0)
 		pthread_cond_signal(&gw->cond);
 	return true;
@@ -195,6 +198,8 @@ static void table_unlink(nvcf_gateway *gw, pending *p)
 	     pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
+			if (p->kind == PEND_POLL)
+				gw->polls--;
 			break;
 		}
 	}
@@ -264,10 +269,6 @@ static void pending_set_percent(nvcf_gateway *gw, const char *rid, pending *p,
 
 static void pending_free(pending *p)
 {
-	if (p->sub != NULL) {
-		natsSubscription_Unsubscribe(p->sub);
-		natsSubscription_Destroy(p->sub);
-	}
 	free(p);
 }
 
@@ -506,7 +507,7 @@ static nvcf_status store_pending(nvcf_gateway *gw, const pending *p)
 
 /* ---- results ---------------------------------------------------------- */
 
-/* Receives results on the reply subject and on the subjects polls watch. */
+/* Handles results from the reply subject and, for polls, from res.*. */
 static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		      void *closure)
 {
@@ -572,6 +573,43 @@ static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	}
 out:
 	nvcf__invoke_result__free_unpacked(res, NULL);
+}
+
+/*
+ * Receives every result stored on res.* and passes on only those a parked
+ * poll waits for. The request id is read from the subject, so the others
+ * are dropped without decoding.
+ * NOTE: every gateway replica receives every stored result; that traffic
+ * grows with the number of replicas.
+ */
+static void on_stored_result(natsConnection *nc, natsSubscription *sub,
+			     natsMsg *msg, void *closure)
+{
+	nvcf_gateway *gw = closure;
+	const char *subject = natsMsg_GetSubject(msg);
+	const char *rid = subject + strlen("res.");
+	bool wanted = false;
+	pending *p;
+
+	if (strlen(subject) != strlen("res.") + NVCF_UUID_LEN) {
+		natsMsg_Destroy(msg);
+		return;
+	}
+	pthread_mutex_lock(&gw->lock);
+	if (gw->polls > 0) {
+		for (p = gw->table[rid_bucket(rid)]; p != NULL; p = p->next) {
+			if (p->kind == PEND_POLL &&
+			    strcmp(p->request_id, rid) == 0) {
+				wanted = true;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&gw->lock);
+	if (wanted)
+		on_result(nc, sub, msg, closure);
+	else
+		natsMsg_Destroy(msg);
 }
 
 /* ---- window ends ------------------------------------------------------ */
@@ -960,7 +998,6 @@ static void poll_status(nvcf_gateway *gw, nvcf__http_req *req,
 	int poll_seconds;
 	pending *p;
 	nvcf_status st;
-	natsStatus s;
 
 	if (!has_authorization(gw, req))
 		return;
@@ -987,23 +1024,14 @@ static void poll_status(nvcf_gateway *gw, nvcf__http_req *req,
 	snprintf(p->nca_id, sizeof(p->nca_id), "%s", rec.nca_id);
 
 	/*
-	 * Subscribed, then parked, then the stored result read: a FINAL
-	 * stored before the park is found by the read, and one stored after
-	 * it reaches this connection through the subscription. Once parked,
-	 * the result callback or the timer may answer and free p at any
-	 * moment, so from then on p is only used through
-	 * pending_take_parked() and pending_set_percent().
+	 * Parked, then the stored result read: a FINAL stored before the park
+	 * is found by the read, and one stored after it reaches this
+	 * connection through the shared res.* subscription. Once parked, the
+	 * result callback or the timer may answer and free p at any moment,
+	 * so from then on p is only used through pending_take_parked() and
+	 * pending_set_percent().
 	 */
 	nvcf__result_subject(subject, sizeof(subject), rid);
-	s = natsConnection_Subscribe(&p->sub, gw->conn, subject, on_result,
-				     gw);
-	if (s != NATS_OK) {
-		p->sub = NULL;
-		free(p);
-		send_problem(gw, req, 503, "cannot watch the result of "
-			     "request %s: %s", rid, natsStatus_GetText(s));
-		return;
-	}
 	if (!pending_park(gw, req, p, poll_seconds)) {
 		pending_answer(gw, p, 503, reqid_response(rid, 503));
 		return;
@@ -1274,6 +1302,20 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 				     gw->reply_subject);
 		goto fail;
 	}
+
+	/*
+	 * One subscription for the results that polls wait for. Per-poll
+	 * subscriptions, created and destroyed at the poll rate, crashed
+	 * nats.c 3.4.1's reader thread under load.
+	 */
+	s = natsConnection_Subscribe(&gw->stored_sub, gw->conn, "res.*",
+				     on_stored_result, gw);
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(gw->stored_sub, -1, -1);
+	if (s != NATS_OK) {
+		st = nvcf__bus_error(s, 0, "subscribing to", "res.*");
+		goto fail;
+	}
 	*out = gw;
 	return NVCF_OK;
 fail:
@@ -1370,6 +1412,10 @@ void nvcf_gateway_free(nvcf_gateway *gw)
 	if (gw == NULL)
 		return;
 	nvcf_gateway_stop(gw);
+	if (gw->stored_sub != NULL) {
+		natsSubscription_Unsubscribe(gw->stored_sub);
+		natsSubscription_Destroy(gw->stored_sub);
+	}
 	if (gw->reply_sub != NULL) {
 		natsSubscription_Unsubscribe(gw->reply_sub);
 		natsSubscription_Destroy(gw->reply_sub);
