@@ -14,7 +14,7 @@ import nvcfstack
 from nvcfstack import http
 
 
-def test_polls_racing_results(tmp_path):
+def test_polls_racing_results():
     with nvcfstack.Stack(log_level="info") as s:
         fn = nvcfstack.create_function(s, s.admin_key, name="racer")
         nvcfstack.deploy(s, s.admin_key, fn["id"], fn["versionId"],
