@@ -62,8 +62,16 @@ struct nvcf_gateway {
 	char instance_id[NVCF_UUID_LEN + 1];
 	char reply_subject[64];
 	natsSubscription *reply_sub;
-	natsSubscription *stored_sub; /* res.*: final results for polls */
-	int polls;                    /* parked polls, guarded by lock */
+	/*
+	 * res.* subscription for polls, held only while polls wait (and for
+	 * STORED_SUB_IDLE_US after), because every result stored by any
+	 * gateway's workers arrives on it. stored_lock orders its creation
+	 * and removal and is taken before lock.
+	 */
+	pthread_mutex_t stored_lock;
+	natsSubscription *stored_sub;
+	int polls;                /* polls registered, guarded by lock */
+	int64_t polls_idle_since; /* monotonic us when polls reached 0 */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC: earliest deadline moved */
@@ -79,6 +87,8 @@ struct nvcf_gateway {
 	atomic_uint_fast64_t by_code[MAX_CODE];
 	atomic_uint_fast64_t publish_errors;
 };
+
+#define STORED_SUB_IDLE_US (30 * INT64_C(1000000))
 
 /* ---- pending table and deadline heap (gw->lock held) ------------------ */
 
@@ -183,8 +193,6 @@ static bool pending_insert(nvcf_gateway *gw, pending *p)
 		return false;
 	p->next = gw->table[b];
 	gw->table[b] = p;
-	if (p->kind == PEND_POLL)
-		gw->polls++;
 	if (p->heap_idx == 0)
 		pthread_cond_signal(&gw->cond);
 	return true;
@@ -198,8 +206,8 @@ static void table_unlink(nvcf_gateway *gw, pending *p)
 	     pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
-			if (p->kind == PEND_POLL)
-				gw->polls--;
+			if (p->kind == PEND_POLL && --gw->polls == 0)
+				gw->polls_idle_since = nvcf__mono_us();
 			break;
 		}
 	}
@@ -612,6 +620,77 @@ static void on_stored_result(natsConnection *nc, natsSubscription *sub,
 		natsMsg_Destroy(msg);
 }
 
+/*
+ * Registers one more poll and makes sure the res.* subscription exists
+ * before the poll parks, so that no result stored after the park is
+ * missed. A single subscription replaces one per poll, because creating
+ * and destroying subscriptions at the poll rate crashed the reader thread
+ * of nats.c 3.4.1 under load.
+ */
+static nvcf_status polls_acquire(nvcf_gateway *gw)
+{
+	natsSubscription *sub = NULL;
+	natsStatus s = NATS_OK;
+
+	/* stored_lock keeps two polls from both creating a subscription. */
+	pthread_mutex_lock(&gw->stored_lock);
+	pthread_mutex_lock(&gw->lock);
+	sub = gw->stored_sub;
+	pthread_mutex_unlock(&gw->lock);
+	if (sub == NULL) {
+		s = natsConnection_Subscribe(&sub, gw->conn, "res.*",
+					     on_stored_result, gw);
+		if (s == NATS_OK)
+			s = natsSubscription_SetPendingLimits(sub, -1, -1);
+		if (s != NATS_OK) {
+			natsSubscription_Destroy(sub);
+			sub = NULL;
+		}
+	}
+	if (s == NATS_OK) {
+		pthread_mutex_lock(&gw->lock);
+		gw->stored_sub = sub;
+		gw->polls++;
+		pthread_mutex_unlock(&gw->lock);
+	}
+	pthread_mutex_unlock(&gw->stored_lock);
+	if (s != NATS_OK)
+		return nvcf__bus_error(s, 0, "subscribing to", "res.*");
+	return NVCF_OK;
+}
+
+/* Undoes polls_acquire() for a poll that never parked. */
+static void polls_release_unparked(nvcf_gateway *gw)
+{
+	pthread_mutex_lock(&gw->lock);
+	if (--gw->polls == 0)
+		gw->polls_idle_since = nvcf__mono_us();
+	pthread_mutex_unlock(&gw->lock);
+}
+
+/* Drops the res.* subscription once no poll has waited for a while. */
+static void polls_drop_idle_subscription(nvcf_gateway *gw)
+{
+	natsSubscription *sub = NULL;
+
+	pthread_mutex_lock(&gw->stored_lock);
+	pthread_mutex_lock(&gw->lock);
+	if (gw->stored_sub != NULL && gw->polls == 0 &&
+	    nvcf__mono_us() - gw->polls_idle_since >= STORED_SUB_IDLE_US) {
+		sub = gw->stored_sub;
+		gw->stored_sub = NULL;
+	}
+	pthread_mutex_unlock(&gw->lock);
+	if (sub != NULL) {
+		natsSubscription_Unsubscribe(sub);
+		natsSubscription_Destroy(sub);
+		nvcf_log_debug(SUB, "no poll waited for %lld s: dropped the "
+			       "res.* subscription",
+			       (long long)(STORED_SUB_IDLE_US / 1000000));
+	}
+	pthread_mutex_unlock(&gw->stored_lock);
+}
+
 /* ---- window ends ------------------------------------------------------ */
 
 static void window_end(nvcf_gateway *gw, pending *p)
@@ -666,20 +745,33 @@ static void *timer_main(void *arg)
 		pending *p;
 		int64_t now;
 
-		if (gw->heap_len == 0) {
-			pthread_cond_wait(&gw->cond, &gw->lock);
+		now = nvcf__mono_us();
+		if (gw->polls == 0 && gw->stored_sub != NULL &&
+		    now - gw->polls_idle_since >= STORED_SUB_IDLE_US) {
+			pthread_mutex_unlock(&gw->lock);
+			polls_drop_idle_subscription(gw);
+			pthread_mutex_lock(&gw->lock);
 			continue;
 		}
-		now = nvcf__mono_us();
-		p = gw->heap[0];
-		if (p->deadline_us > now) {
+		if (gw->heap_len == 0 || gw->heap[0]->deadline_us > now) {
+			/* Wakes at the next deadline, and every second while
+			 * the res.* subscription may become idle. */
+			int64_t wake = gw->heap_len ? gw->heap[0]->deadline_us
+						    : INT64_MAX;
 			struct timespec ts;
 
-			ts.tv_sec = p->deadline_us / 1000000;
-			ts.tv_nsec = (p->deadline_us % 1000000) * 1000;
+			if (gw->stored_sub != NULL && wake > now + 1000000)
+				wake = now + 1000000;
+			if (wake == INT64_MAX) {
+				pthread_cond_wait(&gw->cond, &gw->lock);
+				continue;
+			}
+			ts.tv_sec = wake / 1000000;
+			ts.tv_nsec = (wake % 1000000) * 1000;
 			pthread_cond_timedwait(&gw->cond, &gw->lock, &ts);
 			continue;
 		}
+		p = gw->heap[0];
 		if (p->kind == PEND_INVOKE && !p->accepted && !p->grace &&
 		    extra_us > 0) {
 			p->grace = true;
@@ -1032,7 +1124,16 @@ static void poll_status(nvcf_gateway *gw, nvcf__http_req *req,
 	 * pending_set_percent().
 	 */
 	nvcf__result_subject(subject, sizeof(subject), rid);
+	if (polls_acquire(gw) != NVCF_OK) {
+		nvcf_log_warn(SUB, "poll of request %s: %s", rid,
+			      nvcf_error_last()->message);
+		free(p);
+		send_problem(gw, req, 503, "cannot watch the result of request "
+			     "%s; retry later", rid);
+		return;
+	}
 	if (!pending_park(gw, req, p, poll_seconds)) {
+		polls_release_unparked(gw);
 		pending_answer(gw, p, 503, reqid_response(rid, 503));
 		return;
 	}
@@ -1255,6 +1356,7 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 	gw->region = nvcf__strdup(gw->opts.region ? gw->opts.region
 						  : "local");
 	pthread_mutex_init(&gw->lock, NULL);
+	pthread_mutex_init(&gw->stored_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&gw->cond, &ca);
@@ -1300,20 +1402,6 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 	if (s != NATS_OK) {
 		st = nvcf__bus_error(s, 0, "subscribing to",
 				     gw->reply_subject);
-		goto fail;
-	}
-
-	/*
-	 * One subscription for the results that polls wait for. Per-poll
-	 * subscriptions, created and destroyed at the poll rate, crashed
-	 * nats.c 3.4.1's reader thread under load.
-	 */
-	s = natsConnection_Subscribe(&gw->stored_sub, gw->conn, "res.*",
-				     on_stored_result, gw);
-	if (s == NATS_OK)
-		s = natsSubscription_SetPendingLimits(gw->stored_sub, -1, -1);
-	if (s != NATS_OK) {
-		st = nvcf__bus_error(s, 0, "subscribing to", "res.*");
 		goto fail;
 	}
 	*out = gw;
@@ -1424,6 +1512,7 @@ void nvcf_gateway_free(nvcf_gateway *gw)
 	jsCtx_Destroy(gw->pub_js);
 	nvcf_bus_free(gw->bus);
 	pthread_mutex_destroy(&gw->lock);
+	pthread_mutex_destroy(&gw->stored_lock);
 	pthread_cond_destroy(&gw->cond);
 	free(gw->heap);
 	free(gw->nats_url);
