@@ -746,39 +746,39 @@ void nvcf_strings_free(char **strings, size_t count)
 	free(strings);
 }
 
-nvcf_status nvcf_bus_kv_keys(nvcf_bus *bus, const char *bucket,
-			     const char *filter, char ***keys_out,
-			     size_t *count_out)
+/*
+ * One pass of a key listing. *timed_out tells the caller that the
+ * watcher stopped delivering before its end-of-snapshot marker: on a
+ * loaded server the ordered consumer behind it is sometimes reset, and
+ * a fresh watcher lists the keys at once.
+ */
+static nvcf_status bus_kv_keys_once(kvStore *kv, const char *bucket,
+				    const char *filter, char ***keys_out,
+				    size_t *count_out, bool *timed_out)
 {
 	kvWatchOptions wopts;
 	kvWatcher *w = NULL;
 	char **keys = NULL;
 	size_t count = 0, cap = 0;
-	kvStore *kv;
 	nvcf_status st;
 	natsStatus s;
 
-	if (bus == NULL || bucket == NULL || keys_out == NULL ||
-	    count_out == NULL)
-		return nvcf__error_set(NVCF_EINVAL,
-				       "nvcf_bus_kv_keys: NULL argument");
-	*keys_out = NULL;
-	*count_out = 0;
-	if ((st = nvcf__bus_kv(bus, bucket, &kv)) != NVCF_OK)
-		return st;
-
+	*timed_out = false;
 	/* A watcher delivers every current key, then a NULL entry. */
 	kvWatchOptions_Init(&wopts);
 	wopts.IgnoreDeletes = true;
 	wopts.MetaOnly = true;
 	s = kvStore_Watch(&w, kv, filter ? filter : ">", &wopts);
-	if (s != NATS_OK)
+	if (s != NATS_OK) {
+		*timed_out = s == NATS_TIMEOUT;
 		return nvcf__bus_error(s, 0, "listing keys of", bucket);
+	}
 	for (;;) {
 		kvEntry *e = NULL;
 
 		s = kvWatcher_Next(&e, w, 5000);
 		if (s != NATS_OK) {
+			*timed_out = s == NATS_TIMEOUT;
 			st = nvcf__bus_error(s, 0, "listing keys of", bucket);
 			goto fail;
 		}
@@ -813,4 +813,30 @@ fail:
 	kvWatcher_Destroy(w);
 	nvcf_strings_free(keys, count);
 	return st;
+}
+
+nvcf_status nvcf_bus_kv_keys(nvcf_bus *bus, const char *bucket,
+			     const char *filter, char ***keys_out,
+			     size_t *count_out)
+{
+	kvStore *kv;
+	nvcf_status st;
+	bool timed_out;
+
+	if (bus == NULL || bucket == NULL || keys_out == NULL ||
+	    count_out == NULL)
+		return nvcf__error_set(NVCF_EINVAL,
+				       "nvcf_bus_kv_keys: NULL argument");
+	*keys_out = NULL;
+	*count_out = 0;
+	if ((st = nvcf__bus_kv(bus, bucket, &kv)) != NVCF_OK)
+		return st;
+	for (int attempt = 1;; attempt++) {
+		st = bus_kv_keys_once(kv, bucket, filter, keys_out, count_out,
+				      &timed_out);
+		if (st == NVCF_OK || !timed_out || attempt == 3)
+			return st;
+		nvcf_log_warn("bus", "listing keys of '%s' timed out "
+			      "(attempt %d of 3); retrying", bucket, attempt);
+	}
 }
