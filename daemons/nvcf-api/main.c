@@ -38,6 +38,8 @@ static void usage(FILE *out)
 		"older (default 30000)\n"
 		"  --ack-wait-ms MS       redelivery delay of unacknowledged "
 		"requests (default 30000)\n"
+		"  --autoscaler           leave placing instances to "
+		"nvcf-autoscaler\n"
 		"  --log-level LEVEL      error, warn, info, debug or trace "
 		"(default info)\n"
 		"  --help                 show this help\n"
@@ -72,6 +74,7 @@ int main(int argc, char **argv)
 		{"max-functions", required_argument, NULL, 'm'},
 		{"cluster-stale-ms", required_argument, NULL, 's'},
 		{"ack-wait-ms", required_argument, NULL, 'a'},
+		{"autoscaler", no_argument, NULL, 'A'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -130,6 +133,9 @@ int main(int argc, char **argv)
 				       &n))
 				return 2;
 			opts.request_ack_wait_ms = n;
+			break;
+		case 'A':
+			opts.external_scaling = true;
 			break;
 		case 'L':
 			if (!daemon_log_level_parse(optarg, &level)) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nvcf up / down / status: a whole local stack (nats-server, nvcf-api,
- * nvcf-invocation, nvca) as detached processes that outlive this command.
+ * nvcf-invocation, nvca, nvcf-autoscaler) as detached processes that
+ * outlive this command.
  * Everything the stack needs to be found again lives in the state
  * directory: one pid file, port file and log per process, and DIR/env.
  */
@@ -35,11 +36,11 @@
 #define STOP_TIMEOUT_S 10.0
 #define ADMIN_ACCOUNT "local-admin"
 
-enum { P_NATS, P_API, P_GATEWAY, P_NVCA, P_COUNT };
+enum { P_NATS, P_API, P_GATEWAY, P_NVCA, P_AUTOSCALER, P_COUNT };
 
 /* Process names: file names in the state directory and executables. */
 static const char *const proc_names[P_COUNT] = {
-	"nats", "nvcf-api", "nvcf-invocation", "nvca"};
+	"nats", "nvcf-api", "nvcf-invocation", "nvca", "nvcf-autoscaler"};
 
 typedef struct up_opts {
 	char dir[PATH_MAX];
@@ -400,6 +401,10 @@ static pid_t start_daemon(const up_opts *o, int p, const char *nats_url,
 		argv[n++] = "--log-level";
 		argv[n++] = (char *)o->log_level;
 	}
+	if (p == P_API) {
+		/* nvcf-autoscaler places every instance, minimum included */
+		argv[n++] = "--autoscaler";
+	}
 	if (p == P_NVCA) {
 		cli_fmt(nvca_dir, sizeof(nvca_dir), "%s/nvca", o->dir);
 		argv[n++] = "--config";
@@ -454,7 +459,8 @@ static void stop_pids(const pid_t *pids, int n, const char *const *names)
 static void stop_stack(const char *dir, bool verbose)
 {
 	static const int order[][3] = {
-		{P_NVCA, -1, -1}, {P_GATEWAY, P_API, -1}, {P_NATS, -1, -1}};
+		{P_AUTOSCALER, -1, -1}, {P_NVCA, -1, -1},
+		{P_GATEWAY, P_API, -1}, {P_NATS, -1, -1}};
 
 	for (size_t g = 0; g < sizeof(order) / sizeof(order[0]); g++) {
 		pid_t pids[3];
@@ -540,8 +546,9 @@ static int usage_up(FILE *out)
 	fputs("usage: nvcf up --state-dir DIR [--nats-port P] [--backend FILE]"
 	      " [--log-level L]\n\n"
 	      "Starts a local stack in the background: nats-server with "
-	      "JetStream, nvcf-api,\nnvcf-invocation and nvca. Writes pid, "
-	      "port and log files under DIR and the\nclient settings to "
+	      "JetStream, nvcf-api,\nnvcf-invocation, nvca and nvcf-autoscaler. "
+	      "Writes pid, port and log files\nunder DIR and the client "
+	      "settings to "
 	      "DIR/env (source it, or pass --state-dir to other commands).\n\n"
 	      "  --state-dir DIR  where state, logs and the NATS store live "
 	      "(created)\n"

@@ -42,7 +42,14 @@ typedef struct nvcf_agent_options {
 } nvcf_agent_options;
 
 #define NVCF_AGENT_OPTIONS_VERSION 1
-#define NVCF_AGENT_OPTIONS_INIT {NVCF_AGENT_OPTIONS_VERSION}
+/**
+ * Initializer with the version set and every field zero or NULL, which
+ * means its default. It names every field so that callers building with
+ * -Wextra get no missing-initializer warning.
+ */
+#define NVCF_AGENT_OPTIONS_INIT                                               \
+	{NVCF_AGENT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL,       \
+	 0, 0, 0}
 
 /**
  * Loads the backend file, ensures the cluster's consumers and bucket,

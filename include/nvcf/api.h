@@ -28,7 +28,8 @@ typedef struct nvcf_api_options {
 	const char *listen_address; /**< NULL means 127.0.0.1 */
 	uint16_t port;              /**< 0 picks a free port */
 	unsigned int threads;       /**< HTTP threads; 0 means 4 */
-	const char *region;         /**< region of request queues; NULL: "local" */
+	/** Region of request queues; NULL means "local". */
+	const char *region;
 	/** Limit of queued requests per version; 0 means 100000. */
 	int64_t queue_max_msgs;
 	/** Functions (not versions) an account may own; 0 means 50. */
@@ -43,10 +44,18 @@ typedef struct nvcf_api_options {
 	 * creates before JetStream redelivers it, in ms; 0 means 30000.
 	 */
 	int64_t request_ack_wait_ms;
+	/**
+	 * True when an nvcf-autoscaler places instances: deployments and
+	 * PATCHed bounds are then only stored, and the autoscaler turns them
+	 * into orders on its next tick. False places minInstances at once.
+	 */
+	bool external_scaling;
 } nvcf_api_options;
 
 #define NVCF_API_OPTIONS_VERSION 1
-#define NVCF_API_OPTIONS_INIT {NVCF_API_OPTIONS_VERSION}
+/** Initializer with the version set and every field at its default. */
+#define NVCF_API_OPTIONS_INIT                                                 \
+	{NVCF_API_OPTIONS_VERSION, NULL, NULL, 0, 0, NULL, 0, 0, 0, 0, false}
 
 /**
  * Initializes @p opts to defaults.

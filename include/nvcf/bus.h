@@ -9,6 +9,10 @@
  * is missing, publishes with every JetStream error handed back to the
  * caller, and reads and writes KV records. A bus is thread-safe: the
  * threads of one daemon share one.
+ *
+ * Besides the statuses each call lists, every call that talks to NATS may
+ * return NVCF_EUNAVAILABLE (no connection), NVCF_ETIMEDOUT, NVCF_ENOMEM or
+ * NVCF_ERROR, with the JetStream error code in nvcf_error_last().
  */
 #ifndef NVCF_BUS_H
 #define NVCF_BUS_H
@@ -39,9 +43,11 @@ typedef struct nvcf_bus nvcf_bus;
 /** Options of nvcf_bus_new(). */
 typedef struct nvcf_bus_options {
 	unsigned int version;     /**< NVCF_BUS_OPTIONS_VERSION */
-	const char *url;          /**< NATS URL; NULL means nats://127.0.0.1:4222 */
+	/** NATS URL; NULL means nats://127.0.0.1:4222. */
+	const char *url;
 	const char *name;         /**< connection name shown by the server */
-	const char *region;       /**< region of request queues; NULL means "local" */
+	/** Region of request queues; NULL means "local". */
+	const char *region;
 	int replicas;             /**< stream and bucket replicas; 0 means 1 */
 	int64_t connect_timeout_ms; /**< first connection; 0 means 5000 */
 	/** Reconnect attempts after a lost connection; 0 means forever. */
@@ -61,9 +67,17 @@ typedef struct nvcf_bus_options {
 } nvcf_bus_options;
 
 #define NVCF_BUS_OPTIONS_VERSION 1
-#define NVCF_BUS_OPTIONS_INIT {NVCF_BUS_OPTIONS_VERSION}
+/** Initializer with the version set and every field at its default. */
+#define NVCF_BUS_OPTIONS_INIT                                                 \
+	{NVCF_BUS_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0}
 
-/** Initializes @p opts to defaults; returns NVCF_EINVAL for an unknown version. */
+/**
+ * Initializes @p opts to the defaults of options version @p version, for
+ * bindings that cannot use NVCF_BUS_OPTIONS_INIT.
+ *
+ * @return NVCF_OK, or NVCF_EINVAL for a NULL @p opts or a version this
+ *         library does not know
+ */
 NVCF_API nvcf_status nvcf_bus_options_init(nvcf_bus_options *opts,
 					   unsigned int version);
 
@@ -72,8 +86,9 @@ NVCF_API nvcf_status nvcf_bus_options_init(nvcf_bus_options *opts,
  *
  * @param[out] out  the new bus, released with nvcf_bus_free()
  * @param opts      may be NULL for defaults; copied, not kept
- * @return NVCF_OK, NVCF_EINVAL, NVCF_EUNAVAILABLE when no server accepts the connection,
- *         NVCF_ENOMEM
+ * @return NVCF_OK; NVCF_EINVAL for a NULL @p out or an unknown options
+ *         version; NVCF_EUNAVAILABLE when no server accepts the
+ *         connection; NVCF_ENOMEM
  */
 NVCF_API nvcf_status nvcf_bus_new(nvcf_bus **out, const nvcf_bus_options *opts);
 
@@ -95,11 +110,20 @@ NVCF_API nvcf_status nvcf_bus_ensure_control(nvcf_bus *bus);
  * Creates the request stream rq_{region}_{versionId} and its durable pull
  * consumer of workers, when missing. @p max_msgs of 0 means
  * NVCF_DEFAULT_QUEUE_MAX_MSGS. Publishing past it fails with NVCF_EQUOTA.
+ *
+ * @return NVCF_OK; NVCF_EINVAL for a NULL @p bus or a @p version_id that
+ *         is not a well-formed id
  */
-NVCF_API nvcf_status nvcf_bus_ensure_queue(nvcf_bus *bus, const char *version_id,
+NVCF_API nvcf_status nvcf_bus_ensure_queue(nvcf_bus *bus,
+					   const char *version_id,
 					   int64_t max_msgs);
 
-/** Deletes the request stream of @p version_id with what it holds. */
+/**
+ * Deletes the request stream of @p version_id with what it holds. A
+ * missing stream is not an error.
+ *
+ * @return NVCF_OK; NVCF_EINVAL for a NULL @p bus or a malformed id
+ */
 NVCF_API nvcf_status nvcf_bus_delete_queue(nvcf_bus *bus,
 					   const char *version_id);
 
@@ -119,6 +143,9 @@ NVCF_API nvcf_status nvcf_bus_queue_depth(nvcf_bus *bus, const char *version_id,
  * Creates the creation and termination consumers of one cluster and its
  * KV bucket nvca_{clusterId}, when missing. @p cluster_id may contain
  * letters, digits, '-' and '_'.
+ *
+ * @return NVCF_OK; NVCF_EINVAL for a NULL @p bus or a @p cluster_id with
+ *         other characters
  */
 NVCF_API nvcf_status nvcf_bus_ensure_cluster(nvcf_bus *bus,
 					     const char *cluster_id);
@@ -147,12 +174,23 @@ NVCF_API nvcf_status nvcf_bus_kv_get(nvcf_bus *bus, const char *bucket,
 				     const char *key, char **value_out,
 				     size_t *len_out, uint64_t *revision_out);
 
-/** Writes a KV value unconditionally. @p revision_out may be NULL. */
+/**
+ * Writes a KV value unconditionally.
+ *
+ * @param[out] revision_out  the new revision; may be NULL
+ * @return NVCF_OK; NVCF_EINVAL for a NULL @p bus, @p bucket or @p key
+ */
 NVCF_API nvcf_status nvcf_bus_kv_put(nvcf_bus *bus, const char *bucket,
 				     const char *key, const void *value,
 				     size_t len, uint64_t *revision_out);
 
-/** Writes a KV value only if the key does not exist: NVCF_EEXISTS otherwise. */
+/**
+ * Writes a KV value only if the key does not exist.
+ *
+ * @param[out] revision_out  the new revision; may be NULL
+ * @return NVCF_OK; NVCF_EEXISTS when the key exists; NVCF_EINVAL for a
+ *         NULL @p bus, @p bucket or @p key
+ */
 NVCF_API nvcf_status nvcf_bus_kv_create(nvcf_bus *bus, const char *bucket,
 					const char *key, const void *value,
 					size_t len, uint64_t *revision_out);
@@ -160,13 +198,21 @@ NVCF_API nvcf_status nvcf_bus_kv_create(nvcf_bus *bus, const char *bucket,
 /**
  * Writes a KV value only if its revision is still @p last_revision:
  * NVCF_ECONFLICT otherwise, so that read-modify-write loops can retry.
+ *
+ * @param[out] revision_out  the new revision; may be NULL
+ * @return NVCF_OK; NVCF_ECONFLICT; NVCF_EINVAL for a NULL @p bus,
+ *         @p bucket or @p key
  */
 NVCF_API nvcf_status nvcf_bus_kv_update(nvcf_bus *bus, const char *bucket,
 					const char *key, const void *value,
 					size_t len, uint64_t last_revision,
 					uint64_t *revision_out);
 
-/** Deletes a KV key. Deleting a missing key is not an error. */
+/**
+ * Deletes a KV key. Deleting a missing key is not an error.
+ *
+ * @return NVCF_OK; NVCF_EINVAL for a NULL @p bus, @p bucket or @p key
+ */
 NVCF_API nvcf_status nvcf_bus_kv_delete(nvcf_bus *bus, const char *bucket,
 					const char *key);
 
@@ -176,12 +222,17 @@ NVCF_API nvcf_status nvcf_bus_kv_delete(nvcf_bus *bus, const char *bucket,
  *
  * @param[out] keys_out   array of strings, released with nvcf_strings_free()
  * @param[out] count_out  number of keys
+ * @return NVCF_OK (also for an empty bucket, with 0 keys); NVCF_EINVAL
+ *         for a NULL argument
  */
 NVCF_API nvcf_status nvcf_bus_kv_keys(nvcf_bus *bus, const char *bucket,
 				      const char *filter, char ***keys_out,
 				      size_t *count_out);
 
-/** Releases an array of @p count strings returned by the library. */
+/**
+ * Releases an array of @p count strings returned by the library, and
+ * each string in it. Accepts NULL.
+ */
 NVCF_API void nvcf_strings_free(char **strings, size_t count);
 
 NVCF_END_DECLS

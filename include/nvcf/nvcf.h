@@ -10,8 +10,11 @@
 #include "version.h"
 #include "bus.h"
 #include "request.h"
+#include "routing.h"
+#include "scaling.h"
 #include "api.h"
 #include "gateway.h"
+#include "autoscaler.h"
 #include "agent.h"
 #include "worker.h"
 

@@ -35,8 +35,12 @@ typedef struct nvcf_worker_options {
 	const char *function_url;    /**< required: http://127.0.0.1:PORT */
 	const char *instance_type;   /**< sent as NVCF-INSTANCETYPE */
 	const char *backend;         /**< sent as NVCF-BACKEND */
-	const char *region;          /**< sent as NVCF-REGION; NULL: bus region */
-	/** Requests held at once, 1 to NVCF_WORKER_MAX_CONCURRENCY; 0 means 1. */
+	/** Sent as NVCF-REGION; NULL means the bus region. */
+	const char *region;
+	/**
+	 * Requests held at once, from 1 to NVCF_WORKER_MAX_CONCURRENCY.
+	 * 0 means 1.
+	 */
 	int concurrency;
 	/**
 	 * Ack wait of the consumer in ms, used when the consumer information
@@ -48,7 +52,10 @@ typedef struct nvcf_worker_options {
 } nvcf_worker_options;
 
 #define NVCF_WORKER_OPTIONS_VERSION 1
-#define NVCF_WORKER_OPTIONS_INIT {NVCF_WORKER_OPTIONS_VERSION}
+/** Initializer with the version set and every field at its default. */
+#define NVCF_WORKER_OPTIONS_INIT                                              \
+	{NVCF_WORKER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL,      \
+	 NULL, NULL, NULL, NULL, 0, 0, 0}
 
 /**
  * Binds to the version's request consumer and starts fetching.
@@ -83,8 +90,16 @@ typedef struct nvcf_worker_stats {
 } nvcf_worker_stats;
 
 #define NVCF_WORKER_STATS_VERSION 1
+/** Initializer of the struct nvcf_worker_stats_get() fills. */
+#define NVCF_WORKER_STATS_INIT {NVCF_WORKER_STATS_VERSION, 0, 0, 0, 0, 0}
 
-/** Copies the counters into @p stats; NVCF_EINVAL on a NULL argument. */
+/**
+ * Copies the counters into @p stats. Safe to call from any thread while
+ * the worker runs.
+ *
+ * @param[out] stats  set its version with NVCF_WORKER_STATS_INIT
+ * @return NVCF_OK, or NVCF_EINVAL on a NULL argument
+ */
 NVCF_API nvcf_status nvcf_worker_stats_get(nvcf_worker *worker,
 					   nvcf_worker_stats *stats);
 

@@ -1290,6 +1290,8 @@ static void create_deployment(call *c, const char *fid, const char *vid)
 		}
 		if (jint(spec, "minInstances", 0) > 0)
 			all_zero = false;
+		if (c->api->opts.external_scaling)
+			continue; /* the autoscaler places every instance */
 		nvcf__uuid_new(icms);
 		p = cJSON_CreateObject();
 		cJSON_AddItemToArray(placements, p);
@@ -1648,8 +1650,11 @@ static void patch_spec(call *c, const char *did, const char *sid)
 		}
 		fid = jstr(dep, "functionId");
 		vid = jstr(dep, "functionVersionId");
-		st = rescale_spec(c->api, c->key.nca_id, fid, vid, dep, spec,
-				  min, max);
+		/* An autoscaler applies the new bounds on its next tick. */
+		st = c->api->opts.external_scaling
+			     ? NVCF_OK
+			     : rescale_spec(c->api, c->key.nca_id, fid, vid,
+					    dep, spec, min, max);
 		if (st != NVCF_OK) {
 			cJSON_Delete(dep);
 			if (st == NVCF_EUNAVAILABLE)

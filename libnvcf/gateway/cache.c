@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * In-memory copies of KV nvcf_keys and nvcf_functions for the gateway, so
- * that authenticating and routing a request reads no KV. One watcher
+ * In-memory copies of KV nvcf_keys, nvcf_functions and nvcf_instances for
+ * the gateway, so that authenticating and routing a request reads no KV
+ * and the gateway knows when a version has no ready instance. One watcher
  * thread per bucket applies every change as it is stored.
  */
 #include <pthread.h>
@@ -37,6 +38,15 @@ typedef struct fn_node {
 	char inference_url[1024];
 } fn_node;
 
+/* One instance record: enough to count a version's ready instances. */
+typedef struct inst_node {
+	struct inst_node *next;
+	char version_id[NVCF_UUID_LEN + 1];
+	char instance_id[96];
+	bool ready;
+	bool starting;
+} inst_node;
+
 typedef struct watch {
 	nvcf__gw_cache *cache;
 	const char *bucket;
@@ -51,11 +61,13 @@ struct nvcf__gw_cache {
 	pthread_rwlock_t lock;
 	key_node *keys[CACHE_BUCKETS];
 	fn_node *fns[CACHE_BUCKETS]; /* chained by function id */
+	inst_node *insts[CACHE_BUCKETS]; /* chained by version id */
 
 	pthread_mutex_t ready_lock;
 	pthread_cond_t ready_cond;
 	watch key_watch;
 	watch fn_watch;
+	watch inst_watch;
 };
 
 static unsigned int hash_str(const char *s)
@@ -338,6 +350,75 @@ nvcf_status nvcf__gw_resolve(nvcf__gw_cache *c, const char *nca_id,
 	return resolve_cached(c, nca_id, function_id, version_id, out);
 }
 
+/* ---- instances ------------------------------------------------------- */
+
+/* Applies one instance record under KV key "{versionId}.{instanceId}". */
+static void inst_apply(nvcf__gw_cache *c, const char *key, const char *json,
+		       size_t len, bool removed)
+{
+	const char *dot = strchr(key, '.');
+	inst_node **pp, *n;
+	const char *st = NULL;
+	cJSON *doc = NULL;
+	unsigned int b;
+
+	if (dot == NULL || dot - key != NVCF_UUID_LEN ||
+	    strlen(dot + 1) >= sizeof(n->instance_id))
+		return;
+	if (!removed) {
+		doc = cJSON_ParseWithLength(json, len);
+		st = cJSON_GetStringValue(cJSON_GetObjectItem(doc,
+							      "instanceStatus"));
+	}
+	{
+		char vid[NVCF_UUID_LEN + 1];
+
+		memcpy(vid, key, NVCF_UUID_LEN);
+		vid[NVCF_UUID_LEN] = '\0';
+		b = hash_str(vid);
+		pthread_rwlock_wrlock(&c->lock);
+		for (pp = &c->insts[b]; (n = *pp) != NULL; pp = &n->next)
+			if (strcmp(n->version_id, vid) == 0 &&
+			    strcmp(n->instance_id, dot + 1) == 0)
+				break;
+		if (removed || st == NULL || strcmp(st, "TERMINATED") == 0 ||
+		    strcmp(st, "ERRORED") == 0) {
+			if (n != NULL) {
+				*pp = n->next;
+				free(n);
+			}
+		} else {
+			if (n == NULL && (n = calloc(1, sizeof(*n))) != NULL) {
+				memcpy(n->version_id, vid, sizeof(vid));
+				snprintf(n->instance_id,
+					 sizeof(n->instance_id), "%s",
+					 dot + 1);
+				n->next = c->insts[b];
+				c->insts[b] = n;
+			}
+			if (n != NULL) {
+				n->ready = strcmp(st, "RUNNING") == 0;
+				n->starting = strcmp(st, "STARTING") == 0;
+			}
+		}
+		pthread_rwlock_unlock(&c->lock);
+	}
+	cJSON_Delete(doc);
+}
+
+int nvcf__gw_ready_instances(nvcf__gw_cache *c, const char *version_id)
+{
+	int ready = 0;
+
+	pthread_rwlock_rdlock(&c->lock);
+	for (inst_node *n = c->insts[hash_str(version_id)]; n != NULL;
+	     n = n->next)
+		if (n->ready && strcmp(n->version_id, version_id) == 0)
+			ready++;
+	pthread_rwlock_unlock(&c->lock);
+	return ready;
+}
+
 /* ---- watchers --------------------------------------------------------- */
 
 static void apply_entry(watch *w, kvEntry *e)
@@ -356,6 +437,9 @@ static void apply_entry(watch *w, kvEntry *e)
 						(size_t)kvEntry_ValueLen(e),
 						&rec) == NVCF_OK)
 			key_put(c, key, &rec);
+	} else if (w == &c->inst_watch) {
+		inst_apply(c, key, kvEntry_Value(e),
+			   (size_t)kvEntry_ValueLen(e), removed);
 	} else if (removed) {
 		fn_node k;
 
@@ -413,6 +497,8 @@ nvcf_status nvcf__gw_cache_new(nvcf__gw_cache **out, nvcf_bus *bus)
 	c->key_watch.bucket = NVCF_BUCKET_KEYS;
 	c->fn_watch.cache = c;
 	c->fn_watch.bucket = NVCF_BUCKET_FUNCTIONS;
+	c->inst_watch.cache = c;
+	c->inst_watch.bucket = NVCF_BUCKET_INSTANCES;
 	*out = c;
 	return NVCF_OK;
 }
@@ -446,7 +532,8 @@ nvcf_status nvcf__gw_cache_start(nvcf__gw_cache *c, int64_t timeout_ms)
 	int rc = 0;
 
 	if ((st = watch_start(&c->key_watch)) != NVCF_OK ||
-	    (st = watch_start(&c->fn_watch)) != NVCF_OK)
+	    (st = watch_start(&c->fn_watch)) != NVCF_OK ||
+	    (st = watch_start(&c->inst_watch)) != NVCF_OK)
 		return st;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -457,7 +544,8 @@ nvcf_status nvcf__gw_cache_start(nvcf__gw_cache *c, int64_t timeout_ms)
 	}
 	pthread_mutex_lock(&c->ready_lock);
 	while (rc == 0 &&
-	       !(c->key_watch.initial_done && c->fn_watch.initial_done))
+	       !(c->key_watch.initial_done && c->fn_watch.initial_done &&
+		 c->inst_watch.initial_done))
 		rc = pthread_cond_timedwait(&c->ready_cond, &c->ready_lock,
 					    &ts);
 	pthread_mutex_unlock(&c->ready_lock);
@@ -485,6 +573,7 @@ void nvcf__gw_cache_free(nvcf__gw_cache *c)
 		return;
 	watch_stop(&c->key_watch);
 	watch_stop(&c->fn_watch);
+	watch_stop(&c->inst_watch);
 	for (unsigned int i = 0; i < CACHE_BUCKETS; i++) {
 		while (c->keys[i] != NULL) {
 			key_node *n = c->keys[i];
@@ -496,6 +585,12 @@ void nvcf__gw_cache_free(nvcf__gw_cache *c)
 			fn_node *n = c->fns[i];
 
 			c->fns[i] = n->next;
+			free(n);
+		}
+		while (c->insts[i] != NULL) {
+			inst_node *n = c->insts[i];
+
+			c->insts[i] = n->next;
 			free(n);
 		}
 	}

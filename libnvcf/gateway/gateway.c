@@ -703,7 +703,13 @@ static void window_end(nvcf_gateway *gw, pending *p)
 		pending_answer_progress(gw, p);
 		return;
 	}
-	if (p->accepted) {
+	/*
+	 * With no ready instance the version is scaling from zero: the
+	 * request stays queued for the instance that is starting, and the
+	 * caller polls for its result like for an accepted one.
+	 */
+	if (p->accepted ||
+	    nvcf__gw_ready_instances(gw->cache, p->version_id) == 0) {
 		st = store_pending(gw, p);
 		if (st == NVCF_EEXISTS &&
 		    last_result(gw, p->request_id, &res) == NVCF_OK &&
@@ -1008,8 +1014,16 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 	s = js_PublishAsync(gw->pub_js, subject, buf, (int)len, &po);
 	if (buf != stackbuf)
 		free(buf);
-	if (s == NATS_OK)
+	if (s == NATS_OK) {
+		/* Scale from zero starts now, not on the autoscaler's tick. */
+		if (nvcf__gw_ready_instances(gw->cache, p->version_id) == 0) {
+			snprintf(subject, sizeof(subject), "nvcf.wake.%s",
+				 p->version_id);
+			natsConnection_PublishString(gw->conn, subject,
+						     p->request_id);
+		}
 		return;
+	}
 	nvcf_log_warn(SUB, "request %s for version %s: publish failed: %s",
 		      p->request_id, p->version_id, natsStatus_GetText(s));
 	atomic_fetch_add_explicit(&gw->publish_errors, 1,

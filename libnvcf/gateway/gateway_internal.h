@@ -49,4 +49,10 @@ nvcf_status nvcf__gw_resolve(nvcf__gw_cache *cache, const char *nca_id,
 			     const char *function_id, const char *version_id,
 			     nvcf__gw_target *out);
 
+/*
+ * Number of RUNNING instances of @p version_id as the instance watcher
+ * last saw them.
+ */
+int nvcf__gw_ready_instances(nvcf__gw_cache *cache, const char *version_id);
+
 #endif /* NVCF_GATEWAY_INTERNAL_H */

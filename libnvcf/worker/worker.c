@@ -421,28 +421,47 @@ static bool unreachable(CURLcode rc)
 
 /* ---- one request ------------------------------------------------------ */
 
+/*
+ * Tells autoscalers how many requests this instance holds, so that a
+ * scale-down stops idle instances before busy ones. Core NATS, no reply:
+ * a lost report only makes one choice less informed.
+ */
+static void report_load(nvcf_worker *w, int in_flight)
+{
+	char subject[256], num[16];
+
+	snprintf(subject, sizeof(subject), "nvcf.load.%s.%s", w->version_id,
+		 w->instance_id);
+	snprintf(num, sizeof(num), "%d", in_flight);
+	natsConnection_PublishString(w->conn, subject, num);
+}
+
 static void hold(slot *s, natsMsg *msg, const char *request_id)
 {
 	nvcf_worker *w = s->w;
+	int n;
 
 	pthread_mutex_lock(&w->lock);
 	s->held = msg;
 	snprintf(s->request_id, sizeof(s->request_id), "%s", request_id);
 	atomic_store(&s->cancel, false);
-	w->stats.in_flight++;
+	n = ++w->stats.in_flight;
 	pthread_mutex_unlock(&w->lock);
+	report_load(w, n);
 }
 
 static void release(slot *s)
 {
 	nvcf_worker *w = s->w;
+	int n;
 
 	pthread_mutex_lock(&w->lock);
 	s->held = NULL;
 	s->request_id[0] = '\0';
-	w->stats.in_flight--;
+	n = --w->stats.in_flight;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+	report_load(w, n);
 }
 
 /*

@@ -27,6 +27,8 @@ DAEMONS = {
     "api": "nvcf-api",
     "gateway": "nvcf-invocation",
     "nvca": "nvca",
+    "autoscaler": "nvcf-autoscaler",
+    "autoscaler-2": "nvcf-autoscaler",
 }
 
 
@@ -185,14 +187,22 @@ class Stack:
 
     def __init__(self, api=True, gateway=True, nvca=True, backend=None,
                  api_args=(), gateway_args=(), nvca_args=(),
-                 ack_wait_ms=None, log_level="debug"):
+                 ack_wait_ms=None, log_level="debug", autoscalers=0,
+                 autoscaler_args=()):
         self.dir = tempfile.mkdtemp(prefix="nvcf-stack-")
         self.nats = Nats(store_dir=os.path.join(self.dir, "nats"))
         os.makedirs(self.nats.dir, exist_ok=True)
         self.backend = backend or DEFAULT_BACKEND
-        self.enabled = {"api": api, "gateway": gateway, "nvca": nvca}
+        self.enabled = {"api": api, "gateway": gateway, "nvca": nvca,
+                        "autoscaler": autoscalers >= 1,
+                        "autoscaler-2": autoscalers >= 2}
         self.extra = {"api": list(api_args), "gateway": list(gateway_args),
-                      "nvca": list(nvca_args)}
+                      "nvca": list(nvca_args),
+                      "autoscaler": list(autoscaler_args),
+                      "autoscaler-2": list(autoscaler_args)}
+        if autoscalers:
+            # The autoscaler places every instance, minimum included.
+            self.extra["api"].append("--autoscaler")
         if ack_wait_ms is not None:
             self.extra["api"] += ["--ack-wait-ms", str(ack_wait_ms)]
         self.log_level = log_level
@@ -219,6 +229,8 @@ class Stack:
         port_file = os.path.join(self.dir, name + ".port")
         argv = [exe, "--nats", self.nats.url, "--log-level", self.log_level,
                 "--listen", "127.0.0.1:0", "--port-file", port_file]
+        if name.startswith("autoscaler"):
+            argv += ["--replica-id", name]
         if name == "nvca":
             argv += ["--config", self.backend,
                      "--state-dir", os.path.join(self.dir, "nvca"),
@@ -257,7 +269,8 @@ class Stack:
     def start(self):
         try:
             self.nats.start()
-            for name in ("api", "nvca", "gateway"):
+            for name in ("api", "nvca", "autoscaler", "autoscaler-2",
+                         "gateway"):
                 if self.enabled[name]:
                     self.start_daemon(name)
             self.admin_key = self.create_key("admin-acct")
@@ -298,7 +311,8 @@ class Stack:
     def stop(self):
         # The agent stops last, after the planes that send it work, and
         # stops the instances it started on the way out.
-        for name in ("gateway", "api", "nvca"):
+        for name in ("gateway", "autoscaler", "autoscaler-2", "api",
+                     "nvca"):
             self.kill(name, signal.SIGTERM)
         self.nats.stop()
         if os.environ.get("NVCF_KEEP_STATE"):
