@@ -35,7 +35,10 @@ static void usage(FILE *out)
 		"  --function-name NAME  sent as NVCF-FUNCTION-NAME\n"
 		"  --instance-type NAME  sent as NVCF-INSTANCETYPE\n"
 		"  --backend NAME        sent as NVCF-BACKEND\n"
-		"  --region NAME         request queue region (default local)\n"
+		"  --region NAME         sent as NVCF-REGION (default: the "
+		"queue region)\n"
+		"  --queue-region NAME   region of the request queue (default "
+		"local)\n"
 		"  --ack-wait-ms MS      ack wait when the consumer cannot be "
 		"read (default 30000)\n"
 		"  --grace-ms MS         time held requests get on SIGTERM "
@@ -71,6 +74,7 @@ int main(int argc, char **argv)
 		{"instance-type", required_argument, NULL, 't'},
 		{"backend", required_argument, NULL, 'b'},
 		{"region", required_argument, NULL, 'r'},
+		{"queue-region", required_argument, NULL, 'Q'},
 		{"ack-wait-ms", required_argument, NULL, 'w'},
 		{"grace-ms", required_argument, NULL, 'g'},
 		{"log-level", required_argument, NULL, 'l'},
@@ -96,7 +100,8 @@ int main(int argc, char **argv)
 		case 'N': wopts.function_name = optarg; break;
 		case 't': wopts.instance_type = optarg; break;
 		case 'b': wopts.backend = optarg; break;
-		case 'r': wopts.region = bopts.region = optarg; break;
+		case 'r': wopts.region = optarg; break;
+		case 'Q': bopts.region = optarg; break;
 		case 'c':
 			if (!parse_int(optarg, 1, NVCF_WORKER_MAX_CONCURRENCY,
 				       &v)) {

@@ -11,6 +11,7 @@
 #include "bus.h"
 #include "request.h"
 #include "routing.h"
+#include "crd.h"
 #include "scaling.h"
 #include "api.h"
 #include "gateway.h"

@@ -35,7 +35,10 @@ typedef struct nvcf_worker_options {
 	const char *function_url;    /**< required: http://127.0.0.1:PORT */
 	const char *instance_type;   /**< sent as NVCF-INSTANCETYPE */
 	const char *backend;         /**< sent as NVCF-BACKEND */
-	/** Sent as NVCF-REGION; NULL means the bus region. */
+	/**
+	 * Sent as NVCF-REGION; NULL means the bus region. The request queue
+	 * is always the one of the bus region.
+	 */
 	const char *region;
 	/**
 	 * Requests held at once, from 1 to NVCF_WORKER_MAX_CONCURRENCY.

@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "nvcf/autoscaler.h"
+#include "nvcf/routing.h"
 #include "nvcf/scaling.h"
 
 #include "bus/bus_internal.h"
@@ -35,6 +36,10 @@
 #define MAX_VICTIMS 256
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
+#define ORDERS_MAX 32
+#define ORDER_CHECK_MS 1000     /* age before an order's fate is read */
+#define TAKE_TIMEOUT_MS 5000    /* an order no agent took by then moves */
+#define REFUSAL_COOLDOWN_MS 60000
 
 typedef enum inst_state {
 	I_OTHER = 0,
@@ -55,6 +60,18 @@ typedef struct inst {
 	int64_t terminating_ms;  /* when we ordered it stopped, 0 if not */
 } inst;
 
+/* What this replica knows about one creation order it published. */
+typedef struct order_note {
+	char icms[40];
+	char cluster[96];
+	uint64_t seq;            /* stream sequence, 0 when unknown */
+	int count;               /* instances ordered */
+	int64_t ordered_ms;      /* mono */
+	int refused;             /* instances the cluster will not start */
+	int64_t refused_at_ms;   /* mono; 0 while none refused */
+	bool settled;            /* its fate is known: no more checks */
+} order_note;
+
 typedef struct version {
 	struct version *next;
 	char vid[NVCF_UUID_LEN + 1];
@@ -73,6 +90,8 @@ typedef struct version {
 	int errored;             /* ERRORED instances seen so far */
 	int64_t desired;         /* last decision, -1 before the first */
 	char *fn_json;           /* function record, read once */
+	order_note orders[ORDERS_MAX];
+	unsigned int next_order; /* ring index into orders */
 	bool kicked;             /* evaluate before the next tick */
 	bool woken;              /* a gateway saw a request at zero */
 } version;
@@ -107,7 +126,7 @@ struct nvcf_autoscaler {
 	cJSON *clusters;
 
 	atomic_ullong n_evaluations, n_wakes, n_created, n_terminated,
-		n_errors;
+		n_errors, n_refused, n_lost;
 };
 
 /* ---- small helpers --------------------------------------------------- */
@@ -184,6 +203,38 @@ static inst *inst_find(version *v, const char *id)
 		if (strcmp(i->id, id) == 0)
 			return i;
 	return NULL;
+}
+
+static order_note *order_find(version *v, const char *icms)
+{
+	for (unsigned int k = 0; k < ORDERS_MAX; k++)
+		if (v->orders[k].icms[0] && strcmp(v->orders[k].icms, icms) == 0)
+			return &v->orders[k];
+	return NULL;
+}
+
+static order_note *order_add(version *v, const char *icms,
+			     const char *cluster, uint64_t seq, int count)
+{
+	order_note *o = &v->orders[v->next_order++ % ORDERS_MAX];
+
+	memset(o, 0, sizeof(*o));
+	snprintf(o->icms, sizeof(o->icms), "%s", icms);
+	snprintf(o->cluster, sizeof(o->cluster), "%s", cluster);
+	o->seq = seq;
+	o->count = count;
+	o->ordered_ms = mono_ms();
+	return o;
+}
+
+static int inst_seen(const version *v, const char *icms)
+{
+	int n = 0;
+
+	for (const inst *i = v->insts; i != NULL; i = i->next)
+		if (strcmp(i->icms, icms) == 0)
+			n++;
+	return n;
 }
 
 static inst_state state_parse(const char *s)
@@ -528,121 +579,26 @@ static bool lease_hold(nvcf_autoscaler *as, const char *vid,
 
 /* ---- clusters and orders --------------------------------------------- */
 
-static int64_t heartbeat_ms(const cJSON *c)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "heartbeatAtMs");
-	const char *s = jstr(c, "heartbeatAt");
-	struct tm tm = {0};
-	double frac = 0;
-
-	if (cJSON_IsNumber(v))
-		return (int64_t)v->valuedouble;
-	if (s == NULL ||
-	    sscanf(s, "%d-%d-%dT%d:%d:%d%lf", &tm.tm_year, &tm.tm_mon,
-		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-		   &frac) < 6)
-		return 0;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	if (frac < 0 || frac >= 1)
-		frac = 0;
-	return (int64_t)timegm(&tm) * 1000 + (int64_t)(frac * 1000);
-}
-
-static const cJSON *find_named(const cJSON *arr, const char *name)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach(e, arr) {
-		const char *n = jstr(e, "name");
-
-		if (n && name && strcasecmp(n, name) == 0)
-			return e;
-	}
-	return NULL;
-}
-
-static bool in_list(const cJSON *arr, const char *s)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach(e, arr) {
-		if (cJSON_IsString(e) && s && strcasecmp(e->valuestring, s) == 0)
-			return true;
-	}
-	return false;
-}
-
-/*
- * The healthy cluster with the most free GPUs of @p spec's type that
- * passes its backend, clusters and regions filters; NULL when none. The
- * caller holds the lock.
- */
-static const cJSON *choose_cluster(nvcf_autoscaler *as, const cJSON *spec,
-				   int *gpu_count_out)
-{
-	const char *gpu = jstr(spec, "gpu"), *itype = jstr(spec,
-							   "instanceType");
-	const char *backend = jstr(spec, "backend");
-	const cJSON *want = cJSON_GetObjectItemCaseSensitive(spec, "clusters");
-	const cJSON *regions = cJSON_GetObjectItemCaseSensitive(spec,
-								"regions");
-	int64_t now = nvcf__now_us() / 1000;
-	const cJSON *c, *best = NULL;
-	double best_free = 0;
-
-	cJSON_ArrayForEach(c, as->clusters) {
-		const cJSON *g = find_named(
-			cJSON_GetObjectItemCaseSensitive(c, "gpus"), gpu);
-		const cJSON *it = g ? find_named(
-			cJSON_GetObjectItemCaseSensitive(g, "instanceTypes"),
-			itype) : NULL;
-		const char *health = jstr(c, "health");
-		int per = it ? jint(it, "gpuCount", 1) : 1;
-		double free_gpus;
-
-		if (it == NULL || (health && strcmp(health, "healthy") != 0) ||
-		    now - heartbeat_ms(c) > as->opts.cluster_stale_ms)
-			continue;
-		if (backend && (!jstr(c, "group") ||
-				strcasecmp(jstr(c, "group"), backend) != 0))
-			continue;
-		if (cJSON_GetArraySize(want) > 0 &&
-		    !in_list(want, jstr(c, "clusterId")) &&
-		    !in_list(want, jstr(c, "name")))
-			continue;
-		if (cJSON_GetArraySize(regions) > 0 &&
-		    !in_list(regions, jstr(c, "region")))
-			continue;
-		free_gpus = jint(g, "capacity", 0) - jint(g, "allocated", 0);
-		if (free_gpus < (per > 0 ? per : 1))
-			continue;
-		if (best == NULL || free_gpus > best_free) {
-			best = c;
-			best_free = free_gpus;
-			*gpu_count_out = per > 0 ? per : 1;
-		}
-	}
-	return best;
-}
-
 static nvcf_status publish_create(nvcf_autoscaler *as, const char *fn_json,
 				  const cJSON *dep, const cJSON *spec,
-				  const char *cluster_id, int count,
-				  const char *icms)
+				  const nvcf_route_entry *e, int count,
+				  const char *icms, uint64_t *seq_out)
 {
 	Nvcf__CreateInstances m = NVCF__CREATE_INSTANCES__INIT;
-	char subject[512], itype[256];
+	char subject[NVCF_ROUTING_NAME_MAX];
+	jsPubAck *ack = NULL;
+	jsErrCode jerr = 0;
+	jsPubOptions po;
+	nvcf_status st;
+	natsStatus s;
 	uint8_t *buf;
 	size_t len;
-	nvcf_status st;
 
-	copy(itype, sizeof(itype), jstr(spec, "instanceType"));
-	for (char *p = itype; *p; p++)
-		if (*p == '.')
-			*p = '|';
-	snprintf(subject, sizeof(subject), "Create.NVCA.Function.%s.%s.%s",
-		 cluster_id, jstr(spec, "gpu"), itype);
+	st = nvcf_routing_create_subject(NVCF_WORKLOAD_FUNCTION, e->cluster_id,
+					 e->gpu, e->instance_type, subject,
+					 sizeof(subject));
+	if (st != NVCF_OK)
+		return st;
 	m.icms_request_id = (char *)icms;
 	m.kind = NVCF__WORKLOAD_KIND__WORKLOAD_KIND_FUNCTION;
 	m.nca_id = (char *)jstr(dep, "ncaId");
@@ -650,9 +606,9 @@ static nvcf_status publish_create(nvcf_autoscaler *as, const char *fn_json,
 	m.version_id = (char *)jstr(dep, "functionVersionId");
 	m.deployment_id = (char *)jstr(dep, "deploymentId");
 	m.gpu_specification_id = (char *)jstr(spec, "gpuSpecificationId");
-	m.cluster_id = (char *)cluster_id;
-	m.gpu = (char *)jstr(spec, "gpu");
-	m.instance_type = (char *)jstr(spec, "instanceType");
+	m.cluster_id = (char *)e->cluster_id;
+	m.gpu = (char *)e->gpu;
+	m.instance_type = (char *)e->instance_type;
 	m.instance_count = count;
 	m.max_request_concurrency = jint(spec, "maxRequestConcurrency", 1);
 	m.function_json = (char *)fn_json;
@@ -662,9 +618,17 @@ static nvcf_status publish_create(nvcf_autoscaler *as, const char *fn_json,
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return nvcf__error_oom();
 	nvcf__create_instances__pack(&m, buf);
-	st = nvcf_bus_publish(as->bus, subject, buf, len, icms);
+	jsPubOptions_Init(&po);
+	po.MsgId = icms;
+	s = js_Publish(&ack, nvcf__bus_js(as->bus), subject, buf, (int)len,
+		       &po, &jerr);
 	free(buf);
-	return st;
+	if (s != NATS_OK)
+		return nvcf__bus_error(s, jerr, "publishing creation order to",
+				       subject);
+	*seq_out = ack->Sequence;
+	jsPubAck_Destroy(ack);
+	return NVCF_OK;
 }
 
 static nvcf_status publish_terminate(nvcf_autoscaler *as, const char *cluster,
@@ -700,7 +664,8 @@ static nvcf_status publish_terminate(nvcf_autoscaler *as, const char *cluster,
  */
 static nvcf_status record_placement(nvcf_autoscaler *as, const char *key,
 				    const char *sid, const char *cluster,
-				    const char *icms, int count)
+				    const char *icms, int count,
+				    const char *why)
 {
 	for (int t = 0; t < 5; t++) {
 		char *json = NULL, *out;
@@ -729,7 +694,9 @@ static nvcf_status record_placement(nvcf_autoscaler *as, const char *key,
 		cJSON_AddNumberToObject(p, "instanceCount", count);
 		cJSON_AddNumberToObject(p, "orderedAtMs",
 					(double)(nvcf__now_us() / 1000));
-		cJSON_AddStringToObject(p, "orderedBy", "autoscaler");
+		cJSON_AddStringToObject(p, "orderedBy", as->replica);
+		if (why != NULL)
+			cJSON_AddStringToObject(p, "explanation", why);
 		out = cJSON_PrintUnformatted(dep);
 		cJSON_Delete(dep);
 		if (out == NULL)
@@ -745,11 +712,6 @@ static nvcf_status record_placement(nvcf_autoscaler *as, const char *key,
 }
 
 /* ---- one evaluation -------------------------------------------------- */
-
-typedef struct order {
-	const cJSON *spec;
-	int count;
-} order;
 
 /* Sums of the specifications' bounds; parameters from the first spec. */
 static nvcf_status version_params(nvcf_autoscaler *as, const cJSON *dep,
@@ -843,9 +805,10 @@ static uint32_t in_transit(nvcf_autoscaler *as, const version *v,
 				    strcmp(jstr(p, "gpuSpecificationId"),
 					   sid) != 0))
 			continue;
-		for (const inst *i = v->insts; i != NULL; i = i->next)
-			if (strcmp(i->icms, icms) == 0)
-				seen++;
+		seen = inst_seen(v, icms);
+		for (unsigned int k = 0; k < ORDERS_MAX; k++)
+			if (strcmp(v->orders[k].icms, icms) == 0)
+				seen += v->orders[k].refused;
 		if (count > seen)
 			n += (uint32_t)(count - seen);
 	}
@@ -864,6 +827,427 @@ static int cmp_victims(const void *a, const void *b)
 	const inst *x = *(inst *const *)a, *y = *(inst *const *)b;
 
 	return victim_rank(x) - victim_rank(y);
+}
+
+/* ---- placement ------------------------------------------------------- */
+
+#define LIST_MAX 32
+
+/* Borrowed pointers to the strings of a JSON array, at most LIST_MAX. */
+static size_t strings_of(const cJSON *arr, const char **out)
+{
+	const cJSON *e;
+	size_t n = 0;
+
+	cJSON_ArrayForEach(e, arr) {
+		if (cJSON_IsString(e) && n < LIST_MAX)
+			out[n++] = e->valuestring;
+	}
+	return n;
+}
+
+/* The clusters as the watcher last saw them; the caller holds the lock. */
+static nvcf_inventory *inventory_locked(nvcf_autoscaler *as)
+{
+	nvcf_inventory *inv = NULL;
+	const cJSON *c;
+
+	if (nvcf_inventory_new(&inv) != NVCF_OK)
+		return NULL;
+	cJSON_ArrayForEach(c, as->clusters) {
+		char *json = cJSON_PrintUnformatted(c);
+
+		if (json != NULL &&
+		    nvcf_inventory_add_cluster_json(inv, json) != NVCF_OK)
+			nvcf_log_debug(SUB, "skipping cluster record '%s': %s",
+				       c->string, nvcf_error_last()->message);
+		free(json);
+	}
+	return inv;
+}
+
+/*
+ * Places @p want more instances of a version: each specification in
+ * order, up to its maxInstances, on the clusters nvcf_routing_place()
+ * ranks first, leaving out clusters that refused this version lately.
+ */
+static void scale_up(nvcf_autoscaler *as, const char *vid, const char *key,
+		     const cJSON *dep, int64_t want, int64_t wall_ms)
+{
+	const char *exclude[ORDERS_MAX];
+	char excluded[ORDERS_MAX][96];
+	size_t n_exclude = 0;
+	nvcf_inventory *inv;
+	const cJSON *spec;
+	char *fn_json = NULL;
+	size_t fn_len = 0;
+	int64_t now = mono_ms();
+	nvcf_status st;
+	version *v;
+
+	pthread_mutex_lock(&as->lock);
+	if ((v = version_get(as, vid, false)) != NULL && v->fn_json)
+		fn_json = nvcf__strdup(v->fn_json);
+	pthread_mutex_unlock(&as->lock);
+	if (fn_json == NULL &&
+	    nvcf_bus_kv_get(as->bus, NVCF_BUCKET_FUNCTIONS, key, &fn_json,
+			    &fn_len, NULL) != NVCF_OK) {
+		nvcf_log_warn(SUB, "version %s: cannot read its function "
+			      "record: %s", vid, nvcf_error_last()->message);
+		return;
+	}
+
+	pthread_mutex_lock(&as->lock);
+	/* What an instance runs does not change within a version. */
+	if ((v = version_get(as, vid, false)) != NULL && v->fn_json == NULL)
+		v->fn_json = nvcf__strdup(fn_json);
+	for (unsigned int k = 0; v != NULL && k < ORDERS_MAX; k++) {
+		const order_note *o = &v->orders[k];
+
+		if (o->refused > 0 &&
+		    now - o->refused_at_ms < REFUSAL_COOLDOWN_MS &&
+		    n_exclude < ORDERS_MAX) {
+			copy(excluded[n_exclude], sizeof(excluded[0]),
+			     o->cluster);
+			exclude[n_exclude] = excluded[n_exclude];
+			n_exclude++;
+		}
+	}
+	inv = inventory_locked(as);
+	pthread_mutex_unlock(&as->lock);
+	if (inv == NULL) {
+		nvcf_free(fn_json);
+		return;
+	}
+
+	cJSON_ArrayForEach(spec, cJSON_GetObjectItemCaseSensitive(
+					 dep, "deploymentSpecifications")) {
+		nvcf_placement_spec ps = NVCF_PLACEMENT_SPEC_INIT;
+		const char *sid = jstr(spec, "gpuSpecificationId");
+		const char *clusters[LIST_MAX], *regions[LIST_MAX];
+		const char *attrs[LIST_MAX];
+		nvcf_route *route = NULL;
+		int have = 0, room;
+
+		if (want <= 0 || sid == NULL)
+			break;
+		pthread_mutex_lock(&as->lock);
+		if ((v = version_get(as, vid, false)) != NULL) {
+			for (inst *i = v->insts; i; i = i->next)
+				if ((i->state == I_RUNNING ||
+				     i->state == I_STARTING) &&
+				    i->terminating_ms == 0 &&
+				    strcmp(i->spec, sid) == 0)
+					have++;
+			have += (int)in_transit(as, v, sid, wall_ms);
+		}
+		pthread_mutex_unlock(&as->lock);
+		room = jint(spec, "maxInstances", 1) - have;
+		if (room <= 0)
+			continue;
+
+		ps.gpu = jstr(spec, "gpu");
+		ps.instance_type = jstr(spec, "instanceType");
+		ps.clusters = clusters;
+		ps.clusters_count = strings_of(
+			cJSON_GetObjectItemCaseSensitive(spec, "clusters"),
+			clusters);
+		ps.backend = jstr(spec, "backend");
+		ps.regions = regions;
+		ps.regions_count = strings_of(
+			cJSON_GetObjectItemCaseSensitive(spec, "regions"),
+			regions);
+		ps.attributes = attrs;
+		ps.attributes_count = strings_of(
+			cJSON_GetObjectItemCaseSensitive(spec, "attributes"),
+			attrs);
+		ps.instance_count = (unsigned int)(room < want ? room : want);
+		ps.now_ms = wall_ms;
+		ps.heartbeat_timeout_ms = as->opts.cluster_stale_ms;
+		ps.exclude = exclude;
+		ps.exclude_count = n_exclude;
+		if (ps.gpu == NULL || ps.instance_type == NULL ||
+		    nvcf_routing_place(inv, &ps, &route) != NVCF_OK) {
+			nvcf_log_warn(SUB, "version %s: cannot place "
+				      "specification %s: %s", vid, sid,
+				      ps.gpu && ps.instance_type ?
+				      nvcf_error_last()->message :
+				      "gpu or instanceType missing");
+			continue;
+		}
+		for (size_t k = 0; k < nvcf_route_count(route); k++) {
+			const nvcf_route_entry *e = nvcf_route_entry_at(route,
+									 k);
+			char icms[NVCF_UUID_LEN + 1];
+			uint64_t seq = 0;
+
+			if (e->assigned == 0)
+				continue;
+			nvcf__uuid_new(icms);
+			st = record_placement(as, key, sid, e->cluster_id, icms,
+					      (int)e->assigned,
+					      nvcf_route_explanation(route));
+			if (st == NVCF_OK)
+				st = publish_create(as, fn_json, dep, spec, e,
+						    (int)e->assigned, icms,
+						    &seq);
+			if (st != NVCF_OK) {
+				atomic_fetch_add(&as->n_errors, 1);
+				nvcf_log_warn(SUB, "version %s: ordering %u "
+					      "instance(s) on cluster %s: %s",
+					      vid, e->assigned, e->cluster_id,
+					      nvcf_error_last()->message);
+				continue;
+			}
+			pthread_mutex_lock(&as->lock);
+			if ((v = version_get(as, vid, false)) != NULL)
+				order_add(v, icms, e->cluster_id, seq,
+					  (int)e->assigned);
+			pthread_mutex_unlock(&as->lock);
+			atomic_fetch_add(&as->n_created, e->assigned);
+			nvcf_log_info(SUB, "version %s: ordered %u instance(s) "
+				      "on cluster %s (%s): %s", vid,
+				      e->assigned, e->cluster_id, icms,
+				      nvcf_route_explanation(route));
+			want -= e->assigned;
+		}
+		if (nvcf_route_unplaced(route) > 0)
+			nvcf_log_warn(SUB, "version %s: %u instance(s) fit on "
+				      "no cluster: %s", vid,
+				      nvcf_route_unplaced(route),
+				      nvcf_route_explanation(route));
+		nvcf_route_free(route);
+	}
+	nvcf_inventory_free(inv);
+	nvcf_free(fn_json);
+}
+
+/* ---- refusals and lost clusters -------------------------------------- */
+
+/*
+ * Reads what a cluster agent recorded for an order: how many instances
+ * it started and the error that stopped the rest. Handles both the
+ * ICMSRequest custom resource and the flat record of older agents.
+ */
+static bool read_order_record(nvcf_autoscaler *as, const char *cluster,
+			      const char *icms, int *created, char *err,
+			      size_t errlen)
+{
+	char bucket[160], key[64], *json = NULL;
+	const cJSON *status, *ids;
+	size_t len = 0;
+	cJSON *rec;
+
+	snprintf(bucket, sizeof(bucket), "nvca_%s", cluster);
+	snprintf(key, sizeof(key), "icms.%s", icms);
+	if (nvcf_bus_kv_get(as->bus, bucket, key, &json, &len, NULL) !=
+	    NVCF_OK)
+		return false;
+	rec = cJSON_ParseWithLength(json, len);
+	nvcf_free(json);
+	if (rec == NULL)
+		return false;
+	status = cJSON_GetObjectItemCaseSensitive(rec, "status");
+	if (cJSON_IsObject(status)) {
+		ids = cJSON_GetObjectItemCaseSensitive(status, "instances");
+		copy(err, errlen, jstr(status, "lastReconcileError"));
+	} else {
+		ids = cJSON_GetObjectItemCaseSensitive(rec, "instanceIds");
+		copy(err, errlen, jstr(rec, "error"));
+	}
+	*created = cJSON_GetArraySize(ids);
+	cJSON_Delete(rec);
+	return true;
+}
+
+/*
+ * Settles the orders of a version whose instances have not all appeared:
+ * a cluster that recorded an error for the rest refused them, and an
+ * order no agent took within TAKE_TIMEOUT_MS is withdrawn from the
+ * stream. Either way the missing instances stop counting as starting,
+ * and the cluster gets no work of this version for a while.
+ */
+static void check_orders(nvcf_autoscaler *as, const char *vid)
+{
+	order_note todo[ORDERS_MAX];
+	int seen[ORDERS_MAX];
+	size_t n = 0;
+	int64_t now = mono_ms();
+	version *v;
+
+	pthread_mutex_lock(&as->lock);
+	if ((v = version_get(as, vid, false)) != NULL) {
+		for (unsigned int k = 0; k < ORDERS_MAX; k++) {
+			order_note *o = &v->orders[k];
+			int got;
+
+			if (o->icms[0] == '\0' || o->settled ||
+			    now - o->ordered_ms < ORDER_CHECK_MS)
+				continue;
+			got = inst_seen(v, o->icms);
+			if (got >= o->count) {
+				o->settled = true;
+				continue;
+			}
+			seen[n] = got;
+			todo[n++] = *o;
+		}
+	}
+	pthread_mutex_unlock(&as->lock);
+
+	for (size_t k = 0; k < n; k++) {
+		order_note *o = &todo[k];
+		char err[512] = "";
+		int created = 0, refused = 0;
+
+		if (read_order_record(as, o->cluster, o->icms, &created, err,
+				      sizeof(err))) {
+			if (err[0] == '\0' || created >= o->count)
+				continue; /* still starting them */
+			refused = o->count - created;
+		} else if (now - o->ordered_ms >= TAKE_TIMEOUT_MS &&
+			   o->seq > 0) {
+			jsErrCode jerr = 0;
+			natsStatus s = js_DeleteMsg(nvcf__bus_js(as->bus),
+						    NVCF_STREAM_CREATION,
+						    o->seq, NULL, &jerr);
+
+			if (s != NATS_OK) {
+				/* Taken meanwhile: its record is coming. */
+				o->seq = 0;
+			} else {
+				refused = o->count - seen[k];
+				snprintf(err, sizeof(err), "no agent of cluster "
+					 "%s took the order within %d ms",
+					 o->cluster, TAKE_TIMEOUT_MS);
+			}
+		} else {
+			continue;
+		}
+		pthread_mutex_lock(&as->lock);
+		if ((v = version_get(as, vid, false)) != NULL) {
+			order_note *live = order_find(v, o->icms);
+
+			if (live != NULL) {
+				live->seq = o->seq;
+				if (refused > 0) {
+					live->refused = refused;
+					live->refused_at_ms = now;
+					live->settled = true;
+					v->kicked = true;
+					as->wake_pending = true;
+					pthread_cond_signal(&as->cond);
+				}
+			}
+		}
+		pthread_mutex_unlock(&as->lock);
+		if (refused > 0) {
+			atomic_fetch_add(&as->n_refused, (unsigned)refused);
+			nvcf_log_warn(SUB, "version %s: cluster %s refused %d "
+				      "instance(s) of order %s (%s); placing "
+				      "them elsewhere", vid, o->cluster,
+				      refused, o->icms, err);
+		}
+	}
+}
+
+/* Marks an instance record ERRORED with @p why, unless it already ended. */
+static void instance_lost(nvcf_autoscaler *as, const char *vid,
+			  const char *iid, const char *why)
+{
+	char key[160];
+
+	snprintf(key, sizeof(key), "%.40s.%.96s", vid, iid);
+	for (int t = 0; t < 5; t++) {
+		char *json = NULL, *out, stamp[32];
+		size_t len = 0;
+		uint64_t rev = 0;
+		const char *state;
+		cJSON *rec;
+		nvcf_status st;
+
+		if (nvcf_bus_kv_get(as->bus, NVCF_BUCKET_INSTANCES, key, &json,
+				    &len, &rev) != NVCF_OK)
+			return;
+		rec = cJSON_ParseWithLength(json, len);
+		nvcf_free(json);
+		state = jstr(rec, "instanceStatus");
+		if (rec == NULL || state == NULL ||
+		    strcmp(state, "TERMINATED") == 0 ||
+		    strcmp(state, "ERRORED") == 0) {
+			cJSON_Delete(rec);
+			return;
+		}
+		nvcf__iso8601(nvcf__now_us(), stamp);
+		cJSON_ReplaceItemInObjectCaseSensitive(
+			rec, "instanceStatus", cJSON_CreateString("ERRORED"));
+		cJSON_DeleteItemFromObjectCaseSensitive(rec, "error");
+		cJSON_AddStringToObject(rec, "error", why);
+		cJSON_DeleteItemFromObjectCaseSensitive(rec,
+							"instanceUpdatedAt");
+		cJSON_AddStringToObject(rec, "instanceUpdatedAt", stamp);
+		out = cJSON_PrintUnformatted(rec);
+		cJSON_Delete(rec);
+		if (out == NULL)
+			return;
+		st = nvcf_bus_kv_update(as->bus, NVCF_BUCKET_INSTANCES, key, out,
+					strlen(out), rev, NULL);
+		free(out);
+		if (st != NVCF_ECONFLICT)
+			return;
+	}
+}
+
+/*
+ * Instances on a cluster whose heartbeat stopped no longer count: they
+ * are marked ERRORED, so that the API and gateways see them gone and the
+ * policy replaces them elsewhere, and told to stop in case the cluster
+ * comes back.
+ */
+static void check_lost(nvcf_autoscaler *as, const char *vid)
+{
+	char ids[MAX_VICTIMS][96], clusters[MAX_VICTIMS][96];
+	int64_t wall = nvcf__now_us() / 1000, now = mono_ms();
+	nvcf_inventory *inv;
+	size_t n = 0;
+	version *v;
+
+	pthread_mutex_lock(&as->lock);
+	v = version_get(as, vid, false);
+	inv = v != NULL ? inventory_locked(as) : NULL;
+	for (inst *i = v ? v->insts : NULL; inv && i && n < MAX_VICTIMS;
+	     i = i->next) {
+		size_t idx;
+
+		if ((i->state != I_RUNNING && i->state != I_STARTING) ||
+		    i->terminating_ms != 0 || i->cluster[0] == '\0')
+			continue;
+		if (nvcf_inventory_find(inv, i->cluster, &idx) == NVCF_OK &&
+		    nvcf_inventory_cluster_healthy(inv, idx, wall,
+						   as->opts.cluster_stale_ms))
+			continue;
+		i->terminating_ms = now;
+		copy(ids[n], sizeof(ids[0]), i->id);
+		copy(clusters[n], sizeof(clusters[0]), i->cluster);
+		n++;
+	}
+	pthread_mutex_unlock(&as->lock);
+	nvcf_inventory_free(inv);
+
+	for (size_t k = 0; k < n; k++) {
+		char why[256], *one[1] = {ids[k]};
+
+		snprintf(why, sizeof(why), "cluster %.96s stopped sending "
+			 "heartbeats for %lld ms; instance replaced "
+			 "elsewhere", clusters[k],
+			 (long long)as->opts.cluster_stale_ms);
+		nvcf_log_warn(SUB, "version %s: instance %s lost: %s", vid,
+			      ids[k], why);
+		instance_lost(as, vid, ids[k], why);
+		/* Durable: stops it if the cluster comes back. */
+		publish_terminate(as, clusters[k], vid, one, 1);
+		atomic_fetch_add(&as->n_lost, 1);
+	}
 }
 
 static void evaluate(nvcf_autoscaler *as, const char *vid, bool woken)
@@ -910,6 +1294,14 @@ static void evaluate(nvcf_autoscaler *as, const char *vid, bool woken)
 	v->lease_rev = lrev;
 	v->lease_renewed_ms = renewed;
 	if (!held) {
+		pthread_mutex_unlock(&as->lock);
+		return;
+	}
+	pthread_mutex_unlock(&as->lock);
+	check_orders(as, vid);
+	check_lost(as, vid);
+	pthread_mutex_lock(&as->lock);
+	if ((v = version_get(as, vid, false)) == NULL || v->dep == NULL) {
 		pthread_mutex_unlock(&as->lock);
 		return;
 	}
@@ -1022,90 +1414,7 @@ static void evaluate(nvcf_autoscaler *as, const char *vid, bool woken)
 	if (dep == NULL)
 		return;
 
-	/* Scale up: fill the specifications in order, each up to its max. */
-	{
-		const cJSON *spec;
-		char fkey[160], *fn_json = NULL;
-		size_t fn_len = 0;
-
-		copy(fkey, sizeof(fkey), key);
-		pthread_mutex_lock(&as->lock);
-		if ((v = version_get(as, vid, false)) != NULL && v->fn_json)
-			fn_json = nvcf__strdup(v->fn_json);
-		pthread_mutex_unlock(&as->lock);
-		if (fn_json == NULL &&
-		    nvcf_bus_kv_get(as->bus, NVCF_BUCKET_FUNCTIONS, fkey,
-				    &fn_json, &fn_len, NULL) != NVCF_OK) {
-			nvcf_log_warn(SUB, "version %s: cannot read its "
-				      "function record: %s", vid,
-				      nvcf_error_last()->message);
-			cJSON_Delete(dep);
-			return;
-		}
-		/* What an instance runs does not change within a version. */
-		pthread_mutex_lock(&as->lock);
-		if ((v = version_get(as, vid, false)) != NULL &&
-		    v->fn_json == NULL)
-			v->fn_json = nvcf__strdup(fn_json);
-		pthread_mutex_unlock(&as->lock);
-		cJSON_ArrayForEach(spec, cJSON_GetObjectItemCaseSensitive(
-						 dep,
-						 "deploymentSpecifications")) {
-			int have = 0, room, count, per = 1;
-			const char *sid = jstr(spec, "gpuSpecificationId");
-			const cJSON *cl;
-			char icms[NVCF_UUID_LEN + 1], cluster[96];
-
-			if (want <= 0 || sid == NULL)
-				break;
-			pthread_mutex_lock(&as->lock);
-			if ((v = version_get(as, vid, false)) != NULL)
-				for (inst *i = v->insts; i; i = i->next)
-					if ((i->state == I_RUNNING ||
-					     i->state == I_STARTING) &&
-					    i->terminating_ms == 0 &&
-					    strcmp(i->spec, sid) == 0)
-						have++;
-			if (v != NULL)
-				have += (int)in_transit(as, v, sid, wall_ms);
-			room = jint(spec, "maxInstances", 1) - have;
-			if (room <= 0) {
-				pthread_mutex_unlock(&as->lock);
-				continue;
-			}
-			count = room < want ? room : (int)want;
-			cl = choose_cluster(as, spec, &per);
-			copy(cluster, sizeof(cluster),
-			     cl ? jstr(cl, "clusterId") : NULL);
-			pthread_mutex_unlock(&as->lock);
-			if (cl == NULL) {
-				nvcf_log_warn(SUB, "version %s: no healthy "
-					      "cluster has a free %s for %s",
-					      vid, jstr(spec, "gpu"),
-					      jstr(spec, "instanceType"));
-				continue;
-			}
-			nvcf__uuid_new(icms);
-			st = record_placement(as, key, sid, cluster, icms,
-					      count);
-			if (st == NVCF_OK)
-				st = publish_create(as, fn_json, dep, spec,
-						    cluster, count, icms);
-			if (st != NVCF_OK) {
-				atomic_fetch_add(&as->n_errors, 1);
-				nvcf_log_warn(SUB, "version %s: ordering %d "
-					      "instance(s): %s", vid, count,
-					      nvcf_error_last()->message);
-				continue;
-			}
-			atomic_fetch_add(&as->n_created, (unsigned)count);
-			nvcf_log_info(SUB, "version %s: ordered %d "
-				      "instance(s) on cluster %s (%s)", vid,
-				      count, cluster, icms);
-			want -= count;
-		}
-		nvcf_free(fn_json);
-	}
+	scale_up(as, vid, key, dep, want, wall_ms);
 	cJSON_Delete(dep);
 }
 
@@ -1417,12 +1726,18 @@ nvcf_status nvcf_autoscaler_metrics(nvcf_autoscaler *as, char **text_out)
 		"# TYPE nvcf_autoscaler_instances_terminated_total counter\n"
 		"nvcf_autoscaler_instances_terminated_total %llu\n"
 		"# TYPE nvcf_autoscaler_errors_total counter\n"
-		"nvcf_autoscaler_errors_total %llu\n",
+		"nvcf_autoscaler_errors_total %llu\n"
+		"# TYPE nvcf_autoscaler_instances_refused_total counter\n"
+		"nvcf_autoscaler_instances_refused_total %llu\n"
+		"# TYPE nvcf_autoscaler_instances_lost_total counter\n"
+		"nvcf_autoscaler_instances_lost_total %llu\n",
 		versions, held, (unsigned long long)as->n_evaluations,
 		(unsigned long long)as->n_wakes,
 		(unsigned long long)as->n_created,
 		(unsigned long long)as->n_terminated,
-		(unsigned long long)as->n_errors);
+		(unsigned long long)as->n_errors,
+		(unsigned long long)as->n_refused,
+		(unsigned long long)as->n_lost);
 	if (t == NULL)
 		return nvcf__error_oom();
 	*text_out = t;

@@ -865,17 +865,104 @@ static bool has_authorization(nvcf_gateway *gw, nvcf__http_req *req)
 	return false;
 }
 
+/* Outcome of the embedder's authentication callback. */
+typedef enum hook_result {
+	HOOK_CONTINUE, /* no callback, or it requested the key check */
+	HOOK_ALLOWED,  /* rec contains the account it chose */
+	HOOK_ANSWERED  /* denied or misused, and the caller got a response */
+} hook_result;
+
+struct nvcf_gateway_request {
+	const nvcf__http_req *req;
+};
+
+const char *nvcf_gateway_request_header(const nvcf_gateway_request *request,
+					const char *name)
+{
+	if (request == NULL || name == NULL)
+		return NULL;
+	return nvcf__http_header(request->req, name);
+}
+
+/*
+ * Runs opts.auth_cb, if any, on a recognised invocation route. On
+ * HOOK_ALLOWED, @p hide contains a header not to forward, or "".
+ */
+static hook_result run_auth_hook(nvcf_gateway *gw, nvcf__http_req *req,
+				 nvcf__key_record *rec, char hide[64])
+{
+	nvcf_gateway_request request = {req};
+	nvcf_gateway_auth_verdict v;
+	nvcf_gateway_auth_action action;
+	unsigned int status;
+
+	hide[0] = '\0';
+	if (gw->opts.auth_cb == NULL)
+		return HOOK_CONTINUE;
+	memset(&v, 0, sizeof(v));
+	v.version = NVCF_GATEWAY_AUTH_VERDICT_VERSION;
+	action = gw->opts.auth_cb(nvcf__http_method(req), nvcf__http_path(req),
+				  &request, &v, gw->opts.auth_userdata);
+	/* The callback may have filled the buffers to the last byte. */
+	v.nca_id[sizeof(v.nca_id) - 1] = '\0';
+	v.subject[sizeof(v.subject) - 1] = '\0';
+	v.message[sizeof(v.message) - 1] = '\0';
+	v.hide_header[sizeof(v.hide_header) - 1] = '\0';
+	switch (action) {
+	case NVCF_GATEWAY_AUTH_CONTINUE:
+		return HOOK_CONTINUE;
+	case NVCF_GATEWAY_AUTH_ALLOW_AS:
+		if (!nvcf__nca_id_valid(v.nca_id)) {
+			nvcf_log_error(SUB, "the authentication callback "
+				       "allowed %s %s as invalid account id "
+				       "'%s': return 1 to 64 letters, "
+				       "digits, '-' or '_'",
+				       nvcf__http_method(req),
+				       nvcf__http_path(req), v.nca_id);
+			send_problem(gw, req, 500, "authentication failed");
+			return HOOK_ANSWERED;
+		}
+		memset(rec, 0, sizeof(*rec));
+		snprintf(rec->nca_id, sizeof(rec->nca_id), "%s", v.nca_id);
+		snprintf(rec->subject, sizeof(rec->subject), "%s", v.subject);
+		rec->scopes = NVCF_SCOPE_ALL;
+		memcpy(hide, v.hide_header, sizeof(v.hide_header));
+		return HOOK_ALLOWED;
+	case NVCF_GATEWAY_AUTH_DENY:
+		status = v.http_status == 0 ? 401 : v.http_status;
+		if (status < 400 || status > 599) {
+			nvcf_log_error(SUB, "the authentication callback "
+				       "denied %s %s with invalid status %u: "
+				       "return 400 to 599, or 0 for 401",
+				       nvcf__http_method(req),
+				       nvcf__http_path(req), status);
+			status = 500;
+		}
+		send_problem(gw, req, status, "%s",
+			     v.message[0] != '\0' ? v.message : "denied");
+		return HOOK_ANSWERED;
+	}
+	nvcf_log_error(SUB, "the authentication callback returned %d for %s "
+		       "%s: return an nvcf_gateway_auth_action",
+		       (int)action, nvcf__http_method(req),
+		       nvcf__http_path(req));
+	send_problem(gw, req, 500, "authentication failed");
+	return HOOK_ANSWERED;
+}
+
 typedef struct header_list {
 	Nvcf__Header *items;
 	Nvcf__Header **ptrs;
 	size_t len, cap;
+	const char *hide; /* from the authentication callback, or "" */
 } header_list;
 
 static bool collect_header(const char *name, const char *value, void *ud)
 {
 	header_list *hl = ud;
 
-	if (!nvcf_request_header_forwardable(name))
+	if (!nvcf_request_header_forwardable(name) ||
+	    strcasecmp(name, hl->hide) == 0)
 		return true;
 	if (hl->len == hl->cap)
 		return false;
@@ -892,16 +979,18 @@ static bool collect_header(const char *name, const char *value, void *ud)
 /*
  * Queues one invocation and suspends the connection until its result.
  * In @p header_mode the function receives the caller's method, path and
- * query; otherwise POST to the version's inferenceUrl.
+ * query; otherwise POST to the version's inferenceUrl. The function
+ * does not see header @p hide, which carried the embedder's credential.
  */
 static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
-		   const nvcf__key_record *rec, const char *function_id,
-		   const char *version_id, bool header_mode)
+		   const nvcf__key_record *rec, const char *hide,
+		   const char *function_id, const char *version_id,
+		   bool header_mode)
 {
 	Nvcf__InvokeRequest msg = NVCF__INVOKE_REQUEST__INIT;
 	Nvcf__Header items[MAX_FORWARDED_HEADERS];
 	Nvcf__Header *ptrs[MAX_FORWARDED_HEADERS];
-	header_list hl = {items, ptrs, 0, MAX_FORWARDED_HEADERS};
+	header_list hl = {items, ptrs, 0, MAX_FORWARDED_HEADERS, hide};
 	uint8_t stackbuf[8192], *buf = stackbuf;
 	char subject[160];
 	jsPubOptions po;
@@ -1104,15 +1193,18 @@ static void poll_status(nvcf_gateway *gw, nvcf__http_req *req,
 	int poll_seconds;
 	pending *p;
 	nvcf_status st;
+	char hide[64];
+	hook_result hook = run_auth_hook(gw, req, &rec, hide);
 
-	if (!has_authorization(gw, req))
+	if (hook == HOOK_ANSWERED ||
+	    (hook == HOOK_CONTINUE && !has_authorization(gw, req)))
 		return;
 	if (!nvcf_request_id_valid(rid)) {
 		send_text(gw, req, 400,
 			  "Invalid URL: requestId is not a UUID");
 		return;
 	}
-	if (!authenticate(gw, req, &rec))
+	if (hook == HOOK_CONTINUE && !authenticate(gw, req, &rec))
 		return;
 	if (nvcf_request_poll_seconds(nvcf__http_header(req,
 							"NVCF-POLL-SECONDS"),
@@ -1198,6 +1290,8 @@ static void route_pexec(nvcf_gateway *gw, nvcf__http_req *req,
 	char fid[NVCF_UUID_LEN + 1], vid[NVCF_UUID_LEN + 1];
 	nvcf__key_record rec;
 	bool has_version = false;
+	char hide[64];
+	hook_result hook;
 	const char *seg;
 
 	/* Only the shapes NVCF serves exist; the rest is 404. */
@@ -1214,7 +1308,9 @@ static void route_pexec(nvcf_gateway *gw, nvcf__http_req *req,
 		send_problem(gw, req, 404, "route not found");
 		return;
 	}
-	if (!has_authorization(gw, req))
+	hook = run_auth_hook(gw, req, &rec, hide);
+	if (hook == HOOK_ANSWERED ||
+	    (hook == HOOK_CONTINUE && !has_authorization(gw, req)))
 		return;
 	if (!take_uuid(&rest, fid) ||
 	    (has_version && (rest += 10, !take_uuid(&rest, vid)))) {
@@ -1223,9 +1319,9 @@ static void route_pexec(nvcf_gateway *gw, nvcf__http_req *req,
 			  "UUIDs");
 		return;
 	}
-	if (!authenticate(gw, req, &rec))
+	if (hook == HOOK_CONTINUE && !authenticate(gw, req, &rec))
 		return;
-	invoke(gw, req, &rec, fid, has_version ? vid : NULL, false);
+	invoke(gw, req, &rec, hide, fid, has_version ? vid : NULL, false);
 }
 
 static void route_header(nvcf_gateway *gw, nvcf__http_req *req,
@@ -1233,8 +1329,11 @@ static void route_header(nvcf_gateway *gw, nvcf__http_req *req,
 {
 	const char *vid_header = nvcf__http_header(req, "function-version-id");
 	nvcf__key_record rec;
+	char hide[64];
+	hook_result hook = run_auth_hook(gw, req, &rec, hide);
 
-	if (!has_authorization(gw, req))
+	if (hook == HOOK_ANSWERED ||
+	    (hook == HOOK_CONTINUE && !has_authorization(gw, req)))
 		return;
 	if (!nvcf_request_id_valid(fid_header) ||
 	    (vid_header != NULL && !nvcf_request_id_valid(vid_header))) {
@@ -1243,9 +1342,9 @@ static void route_header(nvcf_gateway *gw, nvcf__http_req *req,
 			  "function-version-id must be UUIDs");
 		return;
 	}
-	if (!authenticate(gw, req, &rec))
+	if (hook == HOOK_CONTINUE && !authenticate(gw, req, &rec))
 		return;
-	invoke(gw, req, &rec, fid_header, vid_header, true);
+	invoke(gw, req, &rec, hide, fid_header, vid_header, true);
 }
 
 static void serve_metrics(nvcf_gateway *gw, nvcf__http_req *req)
@@ -1347,7 +1446,11 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 	gw = calloc(1, sizeof(*gw));
 	if (gw == NULL)
 		return nvcf__error_oom();
-	if (opts != NULL) {
+	if (opts != NULL && opts->version == 1) {
+		/* A version 1 struct ends before auth_cb; the rest stays 0. */
+		memcpy(&gw->opts, opts,
+		       offsetof(nvcf_gateway_options, auth_cb));
+	} else if (opts != NULL) {
 		gw->opts = *opts;
 	} else {
 		nvcf_gateway_options d = NVCF_GATEWAY_OPTIONS_INIT;

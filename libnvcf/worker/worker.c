@@ -824,6 +824,7 @@ nvcf_status nvcf_worker_new(nvcf_worker **out, const nvcf_worker_options *opts)
 	jsErrCode jerr = 0;
 	nvcf_worker *w;
 	nvcf_status st;
+	const char *queue_region;
 	char cancel_subject[96];
 	natsStatus ns;
 	size_t url_len;
@@ -851,6 +852,11 @@ nvcf_status nvcf_worker_new(nvcf_worker **out, const nvcf_worker_options *opts)
 	w->backend = dup_or_empty(opts->backend);
 	w->region = dup_or_empty(opts->region ? opts->region :
 				 nvcf_bus_region(opts->bus));
+	/*
+	 * The queue belongs to the control plane's region (the bus's), not
+	 * to the cluster's region that NVCF-REGION reports to the function.
+	 */
+	queue_region = nvcf_bus_region(opts->bus);
 	w->concurrency = opts->concurrency ? opts->concurrency : 1;
 	w->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : 8000;
 	w->stats.version = NVCF_WORKER_STATS_VERSION;
@@ -865,11 +871,11 @@ nvcf_status nvcf_worker_new(nvcf_worker **out, const nvcf_worker_options *opts)
 		w->function_url[--url_len] = '\0';
 	w->stopped = true;
 
-	nvcf__queue_stream_name(w->stream, sizeof(w->stream), w->region,
+	nvcf__queue_stream_name(w->stream, sizeof(w->stream), queue_region,
 				w->version_id);
-	nvcf__queue_consumer_name(w->durable, sizeof(w->durable), w->region,
+	nvcf__queue_consumer_name(w->durable, sizeof(w->durable), queue_region,
 				  w->version_id);
-	snprintf(w->subject, sizeof(w->subject), "rq.%s.%s.*", w->region,
+	snprintf(w->subject, sizeof(w->subject), "rq.%s.%s.*", queue_region,
 		 w->version_id);
 
 	/* The consumer's own ack wait is the one JetStream enforces. */

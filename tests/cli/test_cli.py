@@ -21,7 +21,7 @@ import nvcfstack
 NVCF = os.path.join(nvcfstack.BUILD, "daemons", "nvcf", "nvcf")
 PYECHO = os.path.join(nvcfstack.SOURCE, "examples", "functions", "pyecho",
                       "server.py")
-NAMES = ["nats", "nvcf-api", "nvcf-invocation", "nvca"]
+NAMES = ["nats", "nvcf-api", "nvcf-invocation", "nvca", "nvcf-autoscaler"]
 
 
 def http_call(method, url, key=None, json_body=None):
@@ -285,7 +285,7 @@ def test_down_stops_everything(stack):
     assert not os.path.exists(os.path.join(d, "env"))
     r = run("status", "--state-dir", d)
     assert r.returncode == 1
-    assert r.stdout.count("not running") == 4
+    assert r.stdout.count("not running") == len(NAMES)
     r = run("down", "--state-dir", d)
     assert r.returncode == 0
     assert "nothing is running" in r.stdout

@@ -206,6 +206,7 @@ class Stack:
         if ack_wait_ms is not None:
             self.extra["api"] += ["--ack-wait-ms", str(ack_wait_ms)]
         self.log_level = log_level
+        self.backends = {}
         self.procs = {}
         self.ports = {}
         self.admin_key = None
@@ -231,9 +232,9 @@ class Stack:
                 "--listen", "127.0.0.1:0", "--port-file", port_file]
         if name.startswith("autoscaler"):
             argv += ["--replica-id", name]
-        if name == "nvca":
-            argv += ["--config", self.backend,
-                     "--state-dir", os.path.join(self.dir, "nvca"),
+        if name.startswith("nvca"):
+            argv += ["--config", self.backends.get(name, self.backend),
+                     "--state-dir", os.path.join(self.dir, name),
                      "--worker", binary("nvcf-worker")]
         return argv + self.extra[name], port_file
 
@@ -279,6 +280,14 @@ class Stack:
             raise
         return self
 
+    def add_agent(self, name, backend):
+        """Starts one more cluster agent, `name` starting with "nvca"."""
+        assert name.startswith("nvca") and name not in self.procs
+        DAEMONS.setdefault(name, "nvca")
+        self.backends[name] = backend
+        self.extra.setdefault(name, list(self.extra["nvca"]))
+        self.start_daemon(name)
+
     def create_key(self, nca_id, scopes="all"):
         out = subprocess.run(
             [binary("nvcf"), "key", "create", "--nca-id", nca_id,
@@ -311,8 +320,9 @@ class Stack:
     def stop(self):
         # The agent stops last, after the planes that send it work, and
         # stops the instances it started on the way out.
-        for name in ("gateway", "autoscaler", "autoscaler-2", "api",
-                     "nvca"):
+        agents = sorted(n for n in self.procs if n.startswith("nvca"))
+        for name in ["gateway", "autoscaler", "autoscaler-2", "api"] + \
+                agents:
             self.kill(name, signal.SIGTERM)
         self.nats.stop()
         if os.environ.get("NVCF_KEEP_STATE"):

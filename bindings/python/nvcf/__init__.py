@@ -6,7 +6,7 @@ it looks); LocalStack and the HTTP clients work without it.
 """
 from ._lib import (LibraryNotFoundError, LibraryVersionError,
                    find_library, load_library)
-from . import routing, scaling
+from . import crd, routing, scaling
 from .bus import Bus
 from .client import ApiClient, GatewayClient, Response
 from .core import (LogLevel, error_clear, error_last, log_handler,
