@@ -26,12 +26,20 @@ static void usage(FILE *out)
 	      "  --nats URL          NATS server (default "
 	      "nats://127.0.0.1:4222)\n"
 	      "  --config FILE       NVCFBackend YAML file (required)\n"
+	      "  --queue-region R    region of the control plane's request "
+	      "queues\n                      (default local)\n"
 	      "  --state-dir DIR     instance logs (default ./nvca-state)\n"
 	      "  --worker PATH       nvcf-worker executable (default: next to "
 	      "nvca)\n"
 	      "  --start-timeout-ms MS  bound of an instance start-up "
 	      "(default 60000)\n"
 	      "  --grace-ms MS       SIGTERM to SIGKILL delay (default 10000)\n"
+	      "  --reconcile-ms MS   ICMSRequest reconcile tick (default "
+	      "1000)\n"
+	      "  --failed-retention-ms MS  how long a failed ICMSRequest "
+	      "stays\n"
+	      "                      in KV before it is deleted (default "
+	      "3600000)\n"
 	      "  --listen HOST:PORT  /health and /metrics (default "
 	      "127.0.0.1:0)\n"
 	      "  --port-file PATH    file that receives the bound port\n"
@@ -91,11 +99,14 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"nats", required_argument, NULL, 'n'},
+		{"queue-region", required_argument, NULL, 'Q'},
 		{"config", required_argument, NULL, 'c'},
 		{"state-dir", required_argument, NULL, 's'},
 		{"worker", required_argument, NULL, 'w'},
 		{"start-timeout-ms", required_argument, NULL, 'T'},
 		{"grace-ms", required_argument, NULL, 'g'},
+		{"reconcile-ms", required_argument, NULL, 'R'},
+		{"failed-retention-ms", required_argument, NULL, 'F'},
 		{"listen", required_argument, NULL, 'L'},
 		{"port-file", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, 'l'},
@@ -117,6 +128,9 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'Q':
+			bopts.region = optarg;
+			break;
 		case 'n':
 			bopts.url = aopts.nats_url = optarg;
 			break;
@@ -138,6 +152,18 @@ int main(int argc, char **argv)
 					"milliseconds from 1 to 86400000\n",
 					opt == 'T' ? "--start-timeout-ms" :
 					"--grace-ms", optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+		case 'F':
+			if (!parse_ms(optarg, opt == 'R' ?
+				      &aopts.reconcile_ms :
+				      &aopts.failed_retention_ms)) {
+				fprintf(stderr, "nvca: invalid %s '%s': use "
+					"milliseconds from 1 to 86400000\n",
+					opt == 'R' ? "--reconcile-ms" :
+					"--failed-retention-ms", optarg);
 				return 2;
 			}
 			break;

@@ -28,6 +28,7 @@ int cmd_status(int argc, char **argv);
 int cmd_function(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
 int cmd_cluster_groups(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 int cmd_invoke(int argc, char **argv);
 
 /* ---- helpers shared by the commands (util.c) ------------------------- */

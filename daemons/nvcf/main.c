@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "nvcf/version.h"
 
-
 static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
@@ -24,6 +23,8 @@ static const struct command {
 	{"deploy", cmd_deploy, "deploy and undeploy function versions"},
 	{"cluster-groups", cmd_cluster_groups,
 	 "list cluster groups, GPUs and instance types"},
+	{"cluster", cmd_cluster,
+	 "list registered clusters, their health and GPU use (reads NATS)"},
 	{"invoke", cmd_invoke, "call a function through the gateway"},
 	{"key", cmd_key, "create API keys (writes KV directly)"},
 };

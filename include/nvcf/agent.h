@@ -5,10 +5,12 @@
  *        cluster on the process runtime.
  *
  * An agent reads an NVCFBackend file, announces its cluster in KV,
- * consumes the cluster's creation and termination orders, starts each
- * instance as a local process with its own port and GPUs, health-checks
- * it, starts an nvcf-worker beside it and reports every state change to
- * KV nvcf_instances.
+ * keeps one ICMSRequest (nvcf/crd.h) per creation and termination order
+ * in KV nvca_{clusterId}, and reconciles each: it starts each instance as
+ * a local process with its own port and GPUs, health-checks it, starts an
+ * nvcf-worker beside it and reports every state change to KV
+ * nvcf_instances. A restarted agent reloads its ICMSRequests and adopts
+ * the instances of the previous agent that still run.
  */
 #ifndef NVCF_AGENT_H
 #define NVCF_AGENT_H
@@ -39,6 +41,18 @@ typedef struct nvcf_agent_options {
 	int64_t grace_ms;
 	/** Interval of cluster heartbeats in ms; 0 means 5000. */
 	int64_t heartbeat_ms;
+	/**
+	 * Interval of the ICMSRequest reconcile loop in ms; 0 means 1000.
+	 * Instance state changes also run it at once.
+	 */
+	int64_t reconcile_ms;
+	/**
+	 * How long a failed ICMSRequest (a refusal or a failed instance)
+	 * stays in KV nvca_{clusterId} after its last status change before
+	 * it is garbage-collected, so that placement can read why; 0 means
+	 * 3600000 (one hour).
+	 */
+	int64_t failed_retention_ms;
 } nvcf_agent_options;
 
 #define NVCF_AGENT_OPTIONS_VERSION 1
@@ -49,7 +63,7 @@ typedef struct nvcf_agent_options {
  */
 #define NVCF_AGENT_OPTIONS_INIT                                               \
 	{NVCF_AGENT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL,       \
-	 0, 0, 0}
+	 0, 0, 0, 0, 0}
 
 /**
  * Loads the backend file, ensures the cluster's consumers and bucket,

@@ -22,6 +22,7 @@
 #include "bus/bus_internal.h"
 #include "nvcf.pb-c.h"
 #include "nvcf/agent.h"
+#include "nvcf/crd.h"
 
 #define SUB "agent"
 #define FETCH_EXPIRY_MS 1000
@@ -29,6 +30,8 @@
 #define MAX_GPUS_PER_INSTANCE 64
 #define DEFAULT_HEALTH_URI "/v2/health/ready"
 #define DEFAULT_PROBE_TIMEOUT_MS 10000
+#define INSTANCE_ID_MAX 128
+#define ADOPT_PROBE_MS 2000
 
 extern char **environ;
 
@@ -47,8 +50,8 @@ typedef struct icms icms;
 typedef struct instance {
 	struct instance *next;
 	struct nvcf_agent *agent;
-	icms *req;
-	char id[NVCF_UUID_LEN + 1];
+	char *icms_id;
+	char id[INSTANCE_ID_MAX];
 	char *function_id, *version_id, *nca_id, *gpu_spec_id;
 	char *gpu, *instance_type, *function_json;
 	int concurrency;
@@ -59,6 +62,11 @@ typedef struct instance {
 	pid_t pid, worker_pid;
 	bool pid_exited, worker_exited;
 	bool stopping;
+	/* Started by an earlier agent. It is not our child, so /proc is
+	 * polled for its end. */
+	bool adopted;
+	/* Its ICMSRequest deleted it, so an errored one counts as ended. */
+	bool deleted;
 	inst_state state;
 	char *error, *last_output;
 	int64_t created_us, updated_us;
@@ -67,17 +75,17 @@ typedef struct instance {
 	pthread_mutex_t write_lock;
 } instance;
 
+/* State of one creation or termination order, as an ICMSRequest. */
 struct icms {
-	char *id, *function_id, *version_id, *nca_id, *gpu, *instance_type;
-	int count;
-	int pending;   /* instances not yet RUNNING or failed */
-	int failed;
-	char *error;
-	const char *status;
-	cJSON *instance_ids;
-	int64_t created_us;
-	int refs;
-	pthread_mutex_t write_lock;
+	struct icms *next;
+	nvcf_crd_icms *obj;
+	char *stored;          /* JSON last written, to skip equal writes */
+	uint64_t rev;          /* its KV revision; 0 before the first write */
+	natsMsg *msg;          /* the order, held until the ACK action */
+	nvcf_crd_ack_t ack;    /* result of the last ACK action */
+	char *error;           /* error met performing the last actions */
+	bool error_terminal;
+	bool collected;        /* garbage-collected */
 };
 
 struct nvcf_agent {
@@ -102,6 +110,15 @@ struct nvcf_agent {
 	pthread_t create_thread, terminate_thread, heartbeat_thread, reaper;
 	bool create_started, terminate_started, heartbeat_started;
 	bool reaper_started;
+
+	/* ICMSRequests; rlock is taken before lock, never after it. */
+	pthread_mutex_t rlock;
+	icms *requests;
+	nvcf_crd_options crd_opts;
+	int64_t reconcile_ms, retention_ms;
+	bool kicked;               /* under lock: run the reconcile loop */
+	pthread_t reconcile_thread;
+	bool reconcile_started;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -213,7 +230,8 @@ static char *exit_text(const char *what, int status)
 
 /* ---- records ------------------------------------------------------------ */
 
-static void instance_write(instance *in)
+/* Writes the instance record; @p kick runs the reconcile loop after it. */
+static void instance_write_ex(instance *in, bool kick)
 {
 	nvcf_agent *a = in->agent;
 	cJSON *obj, *gpus;
@@ -228,7 +246,7 @@ static void instance_write(instance *in)
 	cJSON_AddStringToObject(obj, "ncaId", in->nca_id);
 	cJSON_AddStringToObject(obj, "clusterId",
 				a->backend->spec.cluster_id);
-	cJSON_AddStringToObject(obj, "icmsRequestId", in->req->id);
+	cJSON_AddStringToObject(obj, "icmsRequestId", in->icms_id);
 	cJSON_AddStringToObject(obj, "gpuSpecificationId", in->gpu_spec_id);
 	cJSON_AddStringToObject(obj, "gpu", in->gpu);
 	cJSON_AddStringToObject(obj, "instanceType", in->instance_type);
@@ -254,85 +272,17 @@ static void instance_write(instance *in)
 	kv_put_json(a, NVCF_BUCKET_INSTANCES, key, obj);
 	cJSON_Delete(obj);
 	pthread_mutex_unlock(&in->write_lock);
-}
-
-static void icms_write(nvcf_agent *a, icms *r)
-{
-	cJSON *obj;
-	char key[192];
-
-	pthread_mutex_lock(&r->write_lock);
-	obj = cJSON_CreateObject();
-	pthread_mutex_lock(&a->lock);
-	cJSON_AddStringToObject(obj, "icmsRequestId", r->id);
-	cJSON_AddStringToObject(obj, "status", r->status);
-	cJSON_AddStringToObject(obj, "functionId", r->function_id);
-	cJSON_AddStringToObject(obj, "functionVersionId", r->version_id);
-	cJSON_AddStringToObject(obj, "ncaId", r->nca_id);
-	cJSON_AddStringToObject(obj, "gpu", r->gpu);
-	cJSON_AddStringToObject(obj, "instanceType", r->instance_type);
-	cJSON_AddNumberToObject(obj, "instanceCount", r->count);
-	cJSON_AddItemToObject(obj, "instanceIds",
-			      cJSON_Duplicate(r->instance_ids, true));
-	if (r->error != NULL)
-		cJSON_AddStringToObject(obj, "error", r->error);
-	add_time(obj, "createdAt", r->created_us);
-	add_time(obj, "updatedAt", nvcf__now_us());
-	pthread_mutex_unlock(&a->lock);
-	snprintf(key, sizeof(key), "icms.%s", r->id);
-	kv_put_json(a, a->bucket, key, obj);
-	cJSON_Delete(obj);
-	pthread_mutex_unlock(&r->write_lock);
-}
-
-static void icms_unref(icms *r)
-{
-	if (r == NULL || --r->refs > 0)
-		return;
-	free(r->id);
-	free(r->function_id);
-	free(r->version_id);
-	free(r->nca_id);
-	free(r->gpu);
-	free(r->instance_type);
-	free(r->error);
-	cJSON_Delete(r->instance_ids);
-	pthread_mutex_destroy(&r->write_lock);
-	free(r);
-}
-
-/* Called with the agent lock held; appends @p error to the request's. */
-static void icms_note_error(icms *r, const char *error)
-{
-	char *joined;
-
-	if (error == NULL)
-		return;
-	joined = r->error ? nvcf__asprintf("%s; %s", r->error, error) :
-			    nvcf__strdup(error);
-	if (joined != NULL) {
-		free(r->error);
-		r->error = joined;
+	if (kick) {
+		pthread_mutex_lock(&a->lock);
+		a->kicked = true;
+		pthread_cond_broadcast(&a->cond);
+		pthread_mutex_unlock(&a->lock);
 	}
 }
 
-/* Records that one instance of a request is RUNNING or has failed. */
-static void icms_instance_done(nvcf_agent *a, instance *in, bool ok)
+static void instance_write(instance *in)
 {
-	icms *r = in->req;
-	bool last;
-
-	pthread_mutex_lock(&a->lock);
-	if (!ok) {
-		r->failed++;
-		icms_note_error(r, in->error);
-	}
-	last = --r->pending == 0;
-	if (last)
-		r->status = r->failed ? "failed" : "completed";
-	pthread_mutex_unlock(&a->lock);
-	if (last)
-		icms_write(a, r);
+	instance_write_ex(in, true);
 }
 
 static void cluster_write(nvcf_agent *a)
@@ -340,6 +290,7 @@ static void cluster_write(nvcf_agent *a)
 	const nvcf__backend_spec *s = &a->backend->spec;
 	cJSON *obj = cJSON_CreateObject();
 	cJSON *attrs, *gpus;
+	int64_t now;
 
 	cJSON_AddStringToObject(obj, "clusterId", s->cluster_id);
 	cJSON_AddStringToObject(obj, "name", s->cluster_name);
@@ -357,8 +308,11 @@ static void cluster_write(nvcf_agent *a)
 
 		cJSON_AddStringToObject(go, "name", g->name);
 		cJSON_AddNumberToObject(go, "capacity", g->capacity);
+		/* Counted from the pool, so they match the devices handed out. */
 		cJSON_AddNumberToObject(go, "allocated",
 					nvcf__gpu_allocated(a->pool, g->name));
+		cJSON_AddNumberToObject(go, "available",
+					nvcf__gpu_available(a->pool, g->name));
 		types = cJSON_AddArrayToObject(go, "instanceTypes");
 		for (unsigned int j = 0; j < g->instance_types_count; j++) {
 			const nvcf__instance_type *t = &g->instance_types[j];
@@ -375,7 +329,10 @@ static void cluster_write(nvcf_agent *a)
 		cJSON_AddItemToArray(gpus, go);
 	}
 	pthread_mutex_unlock(&a->lock);
-	add_time(obj, "heartbeatAt", nvcf__now_us());
+	now = nvcf__now_us();
+	add_time(obj, "heartbeatAt", now);
+	/* Readers compare ages in ms; an integer spares them a time parser. */
+	cJSON_AddNumberToObject(obj, "heartbeatAtMs", (double)(now / 1000));
 	cJSON_AddStringToObject(obj, "health", "healthy");
 	kv_put_json(a, NVCF_BUCKET_CLUSTERS, s->cluster_id, obj);
 	cJSON_Delete(obj);
@@ -450,17 +407,95 @@ static void release_if_done(nvcf_agent *a, instance *in)
 	}
 }
 
-/* Called with the lock held. Returns false when it timed out. */
-static bool wait_exit(nvcf_agent *a, const bool *exited, int64_t ms)
+/* True while @p pid exists and is not a zombie. */
+static bool proc_alive(pid_t pid)
 {
-	struct timespec deadline;
+	char path[64], buf[512], *paren;
+	ssize_t n;
+	int fd;
 
-	deadline_after(&deadline, ms);
-	while (!*exited)
-		if (pthread_cond_timedwait(&a->cond, &a->lock, &deadline) ==
-		    ETIMEDOUT)
-			return *exited;
-	return true;
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	paren = strrchr(buf, ')');
+	return paren != NULL && paren[1] == ' ' && paren[2] != 'Z' &&
+	       paren[2] != 'X';
+}
+
+/* True when /proc/{pid}/{file} holds @p needle as one NUL-ended entry
+ * or, with @p next, holds the entries @p needle and @p next in a row. */
+static bool proc_has(pid_t pid, const char *file, const char *needle,
+		     const char *next)
+{
+	char path[64], buf[32768];
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	while (len < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	for (size_t i = 0; i < len; i += strlen(buf + i) + 1) {
+		if (strcmp(buf + i, needle) != 0)
+			continue;
+		if (next == NULL)
+			return true;
+		i += strlen(buf + i) + 1;
+		if (i < len && strcmp(buf + i, next) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Called with the lock held: notes adopted processes that ended. */
+static void adopted_check_locked(instance *in)
+{
+	if (!in->adopted)
+		return;
+	if (in->pid > 0 && !in->pid_exited && !proc_alive(in->pid))
+		in->pid_exited = true;
+	if (in->worker_pid > 0 && !in->worker_exited &&
+	    !proc_alive(in->worker_pid))
+		in->worker_exited = true;
+}
+
+/*
+ * Called with the lock held. Returns false when it timed out. Adopted
+ * processes are not our children, so the reaper never reports them:
+ * their end is polled instead.
+ */
+static bool wait_exit(nvcf_agent *a, instance *in, const bool *exited,
+		      int64_t ms)
+{
+	int64_t deadline = nvcf__mono_us() + ms * 1000;
+
+	for (;;) {
+		struct timespec ts;
+		int64_t left;
+
+		adopted_check_locked(in);
+		if (*exited)
+			return true;
+		left = (deadline - nvcf__mono_us()) / 1000;
+		if (left <= 0)
+			return false;
+		deadline_after(&ts, in->adopted && left > 50 ? 50 : left);
+		pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+	}
 }
 
 /*
@@ -476,24 +511,24 @@ static void stop_instance(instance *in, bool terminate)
 	in->stopping = true;
 	if (in->worker_pid > 0 && !in->worker_exited) {
 		kill(in->worker_pid, SIGTERM);
-		if (!wait_exit(a, &in->worker_exited, a->grace_ms)) {
+		if (!wait_exit(a, in, &in->worker_exited, a->grace_ms)) {
 			nvcf_log_warn(SUB, "worker %d of instance %s ignored "
 				      "SIGTERM for %lld ms; killing it",
 				      (int)in->worker_pid, in->id,
 				      (long long)a->grace_ms);
 			kill(in->worker_pid, SIGKILL);
-			wait_exit(a, &in->worker_exited, a->grace_ms);
+			wait_exit(a, in, &in->worker_exited, a->grace_ms);
 		}
 	}
 	if (in->pid > 0 && !in->pid_exited) {
 		kill(-in->pid, SIGTERM);
-		if (!wait_exit(a, &in->pid_exited, a->grace_ms)) {
+		if (!wait_exit(a, in, &in->pid_exited, a->grace_ms)) {
 			nvcf_log_warn(SUB, "instance %s (pid %d) ignored "
 				      "SIGTERM for %lld ms; killing its "
 				      "process group", in->id, (int)in->pid,
 				      (long long)a->grace_ms);
 			kill(-in->pid, SIGKILL);
-			wait_exit(a, &in->pid_exited, a->grace_ms);
+			wait_exit(a, in, &in->pid_exited, a->grace_ms);
 		}
 	}
 	release_if_done(a, in);
@@ -784,6 +819,8 @@ static bool build_env(nvcf_agent *a, instance *in, const launch *l,
 	snprintf(port, sizeof(port), "%d", in->port);
 	env_set(e, "PORT", port);
 	env_set(e, "NVCF_INFERENCE_PORT", port);
+	/* Lets a restarted agent tell this process from a reused pid. */
+	env_set(e, "NVCF_INSTANCE_ID", in->id);
 	env_set(e, "NVCF_FUNCTION_ID", in->function_id);
 	env_set(e, "NVCF_FUNCTION_VERSION_ID", in->version_id);
 	env_set(e, "NVCF_FUNCTION_NAME", l->function_name);
@@ -834,7 +871,7 @@ static void *start_main(void *arg)
 	envb env = {0};
 	launch l;
 	size_t argc = 0;
-	bool healthy = false, ok = false;
+	bool healthy = false;
 	CURL *curl = NULL;
 	int64_t deadline;
 	int rc;
@@ -951,6 +988,9 @@ static void *start_main(void *arg)
 		wargv[n++] = s->cluster_group;
 		wargv[n++] = "--region";
 		wargv[n++] = s->region;
+		/* Queues belong to the control plane's region, not ours. */
+		wargv[n++] = "--queue-region";
+		wargv[n++] = (char *)nvcf_bus_region(a->bus);
 		wargv[n++] = "--log-level";
 		wargv[n++] = a->worker_log_level;
 		wargv[n] = NULL;
@@ -977,7 +1017,6 @@ static void *start_main(void *arg)
 	nvcf_log_info(SUB, "instance %s RUNNING (worker pid %d)", in->id,
 		      (int)in->worker_pid);
 	instance_write(in);
-	ok = true;
 	goto done;
 
 failed:
@@ -994,7 +1033,6 @@ done:
 	nvcf__shell_free(args);
 	env_free(&env);
 	launch_free(&l);
-	icms_instance_done(a, in, ok);
 	pthread_mutex_lock(&a->lock);
 	a->busy--;
 	pthread_cond_broadcast(&a->cond);
@@ -1002,27 +1040,35 @@ done:
 	return NULL;
 }
 
-/* ---- orders -------------------------------------------------------------- */
+/* ---- instances of ICMSRequests ------------------------------------------ */
 
-static instance *instance_new(nvcf_agent *a, icms *r,
-			      const Nvcf__CreateInstances *m)
+static instance *instance_new(nvcf_agent *a, const nvcf_crd_icms *o,
+			      const char *id)
 {
+	const nvcf_crd_icms_spec *sp = &o->spec;
 	instance *in = calloc(1, sizeof(*in));
+	cJSON *ls;
 
 	if (in == NULL)
 		return NULL;
 	in->agent = a;
-	in->req = r;
 	pthread_mutex_init(&in->write_lock, NULL);
-	nvcf__uuid_new(in->id);
-	in->function_id = dup_str(m->function_id);
-	in->version_id = dup_str(m->version_id);
-	in->nca_id = dup_str(m->nca_id);
-	in->gpu_spec_id = dup_str(m->gpu_specification_id);
-	in->gpu = dup_str(m->gpu);
-	in->instance_type = dup_str(m->instance_type);
-	in->function_json = dup_str(m->function_json);
-	in->concurrency = m->max_request_concurrency;
+	snprintf(in->id, sizeof(in->id), "%s", id);
+	in->icms_id = dup_str(o->metadata.name);
+	in->function_id = dup_str(sp->function_id);
+	in->version_id = dup_str(sp->function_version_id);
+	in->nca_id = dup_str(sp->nca_id);
+	in->gpu_spec_id = dup_str(sp->gpu_specification_id);
+	in->gpu = dup_str(sp->gpu);
+	in->instance_type = dup_str(sp->instance_type);
+	in->function_json = dup_str(sp->launch_specification);
+	ls = cJSON_Parse(sp->launch_specification ?
+			 sp->launch_specification : "");
+	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(
+		    ls, "maxRequestConcurrency")))
+		in->concurrency = cJSON_GetObjectItemCaseSensitive(
+			ls, "maxRequestConcurrency")->valueint;
+	cJSON_Delete(ls);
 	in->state = INST_STARTING;
 	in->created_us = in->updated_us = nvcf__now_us();
 	snprintf(in->log_path, sizeof(in->log_path), "%s/instances/%s.log",
@@ -1032,6 +1078,7 @@ static instance *instance_new(nvcf_agent *a, icms *r,
 
 static void instance_free(instance *in)
 {
+	free(in->icms_id);
 	free(in->function_id);
 	free(in->version_id);
 	free(in->nca_id);
@@ -1042,170 +1089,714 @@ static void instance_free(instance *in)
 	free(in->error);
 	free(in->last_output);
 	pthread_mutex_destroy(&in->write_lock);
-	icms_unref(in->req);
 	free(in);
 }
 
-/* True when an earlier delivery of this order was already handled. */
-static bool icms_seen(nvcf_agent *a, const char *icms_id)
+/* Called with the lock held. */
+static instance *instance_find_locked(nvcf_agent *a, const char *id)
 {
-	char key[192], *value = NULL;
-	cJSON *obj;
-	bool seen = false;
-
-	snprintf(key, sizeof(key), "icms.%s", icms_id);
-	if (nvcf_bus_kv_get(a->bus, a->bucket, key, &value, NULL, NULL) !=
-	    NVCF_OK)
-		return false;
-	obj = cJSON_Parse(value);
-	seen = json_str(obj, "status") != NULL &&
-	       strcmp(json_str(obj, "status"), "pending") != 0;
-	cJSON_Delete(obj);
-	nvcf_free(value);
-	return seen;
+	for (instance *in = a->instances; in != NULL; in = in->next)
+		if (strcmp(in->id, id) == 0)
+			return in;
+	return NULL;
 }
 
-static void handle_create(nvcf_agent *a, natsMsg *msg)
+/* Called with the lock held: what an ICMSRequest step sees of @p in. */
+static nvcf_crd_observed_t observe_locked(instance *in)
+{
+	bool ended;
+
+	adopted_check_locked(in);
+	ended = (in->pid == 0 || in->pid_exited) &&
+		(in->worker_pid == 0 || in->worker_exited);
+	switch (in->state) {
+	case INST_STARTING:
+		return NVCF_CRD_OBSERVED_STARTING;
+	case INST_RUNNING:
+		return NVCF_CRD_OBSERVED_RUNNING;
+	case INST_TERMINATED:
+		return ended ? NVCF_CRD_OBSERVED_TERMINATED :
+			       NVCF_CRD_OBSERVED_RUNNING;
+	case INST_ERRORED:
+	default:
+		return in->deleted && ended ? NVCF_CRD_OBSERVED_TERMINATED :
+					      NVCF_CRD_OBSERVED_FAILED;
+	}
+}
+
+/* DELETE_INSTANCE: stops @p id if it still runs. Idempotent. */
+static void instance_delete(nvcf_agent *a, const char *id,
+			    const char *reason)
+{
+	instance *in;
+
+	pthread_mutex_lock(&a->lock);
+	in = instance_find_locked(a, id);
+	if (in != NULL) {
+		in->deleted = true;
+		if (!in->stopping && (in->state == INST_STARTING ||
+				      in->state == INST_RUNNING)) {
+			nvcf_log_info(SUB, "stopping instance %s (%s)", id,
+				      reason ? reason : "no reason given");
+			in->stopping = true;
+			run_detached_locked(a, stop_main, in);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* REPORT_STATUS: writes the instance record as the runtime has it. */
+static void instance_report(nvcf_agent *a, const char *id)
+{
+	instance *in;
+
+	pthread_mutex_lock(&a->lock);
+	in = instance_find_locked(a, id);
+	pthread_mutex_unlock(&a->lock);
+	/* Instances are freed only with the agent, so @p in stays valid. */
+	if (in != NULL)
+		instance_write_ex(in, false);
+}
+
+/* ---- ICMSRequests ------------------------------------------------------- */
+
+static void icms_free(icms *r)
+{
+	if (r == NULL)
+		return;
+	if (r->msg != NULL)
+		natsMsg_Destroy(r->msg);
+	nvcf_crd_icms_free(r->obj);
+	free(r->stored);
+	free(r->error);
+	free(r);
+}
+
+/* Called with rlock held. */
+static icms *icms_find(nvcf_agent *a, const char *name)
+{
+	for (icms *r = a->requests; r != NULL; r = r->next)
+		if (!r->collected && strcmp(r->obj->metadata.name, name) == 0)
+			return r;
+	return NULL;
+}
+
+static void icms_key(const icms *r, char *key, size_t size)
+{
+	snprintf(key, size, "icms.%s", r->obj->metadata.name);
+}
+
+/* Replaces the object with the stored one after a lost compare-and-set. */
+static void icms_reload(nvcf_agent *a, icms *r)
+{
+	nvcf_crd_icms *obj = NULL;
+	char key[192], *value = NULL;
+	size_t len = 0;
+	uint64_t rev = 0;
+
+	icms_key(r, key, sizeof(key));
+	if (nvcf_bus_kv_get(a->bus, a->bucket, key, &value, &len, &rev) !=
+	    NVCF_OK)
+		return;
+	if (nvcf_crd_icms_from_json(&obj, value, len) == NVCF_OK) {
+		nvcf_crd_icms_free(r->obj);
+		r->obj = obj;
+		free(r->stored);
+		r->stored = nvcf__strdup(value);
+		r->rev = rev;
+	}
+	nvcf_free(value);
+}
+
+/*
+ * Stores the object with compare-and-set on the revision this agent last
+ * wrote, so that a second agent of the same cluster cannot be overwritten
+ * unseen. Returns NVCF_OK when stored or unchanged.
+ */
+static nvcf_status icms_store(nvcf_agent *a, icms *r)
+{
+	char key[192], *text = NULL;
+	uint64_t rev = 0;
+	nvcf_status st;
+
+	if ((st = nvcf_crd_icms_to_json(&text, r->obj)) != NVCF_OK)
+		return st;
+	if (r->stored != NULL && strcmp(r->stored, text) == 0) {
+		nvcf_free(text);
+		return NVCF_OK;
+	}
+	icms_key(r, key, sizeof(key));
+	st = r->rev == 0 ?
+	     nvcf_bus_kv_create(a->bus, a->bucket, key, text, strlen(text),
+				&rev) :
+	     nvcf_bus_kv_update(a->bus, a->bucket, key, text, strlen(text),
+				r->rev, &rev);
+	if (st == NVCF_OK) {
+		free(r->stored);
+		r->stored = nvcf__strdup(text);
+		r->rev = rev;
+	} else if (st == NVCF_ECONFLICT) {
+		nvcf_log_warn(SUB, "ICMSRequest %s changed in %s under this "
+			      "agent; reloading it", r->obj->metadata.name,
+			      a->bucket);
+		icms_reload(a, r);
+	} else {
+		nvcf_log_error(SUB, "storing ICMSRequest %s failed: %s",
+			       r->obj->metadata.name,
+			       nvcf_error_last()->message);
+	}
+	nvcf_free(text);
+	return st;
+}
+
+/* ACK_MESSAGE: acks the order if this agent holds it. */
+static void icms_ack(icms *r)
+{
+	jsErrCode jerr = 0;
+
+	if (r->msg == NULL) {
+		/* The order is redelivered after its ack wait, and the
+		 * consumer hands it to this request again. */
+		r->ack = NVCF_CRD_ACK_RETRY;
+		return;
+	}
+	if (natsMsg_AckSync(r->msg, NULL, &jerr) == NATS_OK) {
+		r->ack = NVCF_CRD_ACK_OK;
+	} else {
+		nvcf_log_warn(SUB, "acknowledging order %s failed (%d); "
+			      "waiting for its redelivery",
+			      r->obj->metadata.name, (int)jerr);
+		r->ack = NVCF_CRD_ACK_RETRY;
+	}
+	natsMsg_Destroy(r->msg);
+	r->msg = NULL;
+}
+
+typedef enum refusal {
+	REFUSED_NONE,
+	REFUSED_NOT_OFFERED,
+	REFUSED_CAPACITY,
+	REFUSED_HELM,
+	REFUSED_INTERNAL
+} refusal;
+
+/* CREATE_INSTANCE: starts one instance, or says why it cannot. */
+static refusal icms_create(nvcf_agent *a, icms *r, const nvcf_crd_action *act)
+{
+	const nvcf_crd_icms_spec *sp = &r->obj->spec;
+	const nvcf__backend_gpu *g = NULL;
+	const nvcf__instance_type *t;
+	instance *in;
+
+	if (act->miniservice)
+		return REFUSED_HELM;
+	t = nvcf__backend_find_type(a->backend, sp->gpu, sp->instance_type,
+				    &g);
+	if (t == NULL)
+		return REFUSED_NOT_OFFERED;
+	pthread_mutex_lock(&a->lock);
+	if (instance_find_locked(a, act->instance_id) != NULL) {
+		pthread_mutex_unlock(&a->lock);
+		return REFUSED_NONE;
+	}
+	if (a->stopping) {
+		/* Not refused: the next agent finds it absent and reports it
+		 * "instance-not-found", so placement orders it again. */
+		pthread_mutex_unlock(&a->lock);
+		return REFUSED_NONE;
+	}
+	if (nvcf__gpu_available(a->pool, sp->gpu) < t->gpu_count) {
+		pthread_mutex_unlock(&a->lock);
+		return REFUSED_CAPACITY;
+	}
+	in = instance_new(a, r->obj, act->instance_id);
+	if (in == NULL || nvcf__gpu_alloc(a->pool, sp->gpu, t->gpu_count,
+					  in->gpus) != NVCF_OK) {
+		pthread_mutex_unlock(&a->lock);
+		if (in != NULL)
+			instance_free(in);
+		return REFUSED_INTERNAL;
+	}
+	in->n_gpus = t->gpu_count;
+	in->gpus_held = true;
+	in->next = a->instances;
+	a->instances = in;
+	a->busy++;
+	if (detach_thread(start_main, in) == NULL) {
+		a->busy--;
+		in->state = INST_ERRORED;
+		in->error = nvcf__strdup("cannot start a thread");
+		release_if_done(a, in);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return REFUSED_NONE;
+}
+
+/* Text of a refusal, naming the cluster's capacity and the fix. */
+static char *refusal_text(nvcf_agent *a, const nvcf_crd_icms_spec *sp,
+			  refusal why, uint32_t refused)
 {
 	const nvcf__backend_gpu *g = NULL;
 	const nvcf__instance_type *t;
-	Nvcf__CreateInstances *m;
-	instance *started[256];
-	int n_started = 0;
+	unsigned int free_gpus;
+
+	switch (why) {
+	case REFUSED_NOT_OFFERED:
+		return nvcf__asprintf("GPU '%s' with instance type '%s' is not "
+				      "offered by cluster %s",
+				      sp->gpu ? sp->gpu : "",
+				      sp->instance_type ? sp->instance_type
+							: "",
+				      a->backend->spec.cluster_id);
+	case REFUSED_HELM:
+		return nvcf__asprintf("cluster %s runs processes only: a Helm "
+				      "chart workload cannot run here",
+				      a->backend->spec.cluster_id);
+	case REFUSED_CAPACITY:
+		t = nvcf__backend_find_type(a->backend, sp->gpu,
+					    sp->instance_type, &g);
+		pthread_mutex_lock(&a->lock);
+		free_gpus = nvcf__gpu_available(a->pool, sp->gpu);
+		pthread_mutex_unlock(&a->lock);
+		return nvcf__asprintf("insufficient capacity: %u of %u "
+				      "instances of %s did not fit (%u of %u "
+				      "%s GPUs free, %u needed each)", refused,
+				      sp->instance_count, t ? t->name : "",
+				      free_gpus, g ? g->capacity : 0,
+				      g ? g->name : "", t ? t->gpu_count : 0);
+	default:
+		return nvcf__strdup("out of memory or threads starting an "
+				    "instance");
+	}
+}
+
+/*
+ * Records a refusal: the request fails with @p why, and status.instances
+ * keeps only the instances really created, so that placement reads what
+ * this cluster holds. The object is edited as JSON because its members
+ * belong to the codec.
+ */
+static void icms_refuse(icms *r, char **refused, size_t n, const char *why)
+{
+	cJSON *root = NULL, *status, *map, *errors;
+	nvcf_crd_icms *obj = NULL;
+	char *text = NULL;
+
+	nvcf_log_warn(SUB, "creation order %s refused: %s",
+		      r->obj->metadata.name, why);
+	if (nvcf_crd_icms_to_json(&text, r->obj) != NVCF_OK ||
+	    (root = cJSON_Parse(text)) == NULL)
+		goto out;
+	status = cJSON_GetObjectItemCaseSensitive(root, "status");
+	if (status == NULL)
+		status = cJSON_AddObjectToObject(root, "status");
+	map = cJSON_GetObjectItemCaseSensitive(status, "instances");
+	for (size_t i = 0; map != NULL && i < n; i++)
+		cJSON_DeleteItemFromObjectCaseSensitive(map, refused[i]);
+	cJSON_DeleteItemFromObjectCaseSensitive(status, "requestStatus");
+	cJSON_AddStringToObject(status, "requestStatus",
+				nvcf_crd_request_status_name(
+					NVCF_CRD_REQUEST_FAILED));
+	cJSON_DeleteItemFromObjectCaseSensitive(status, "lastReconcileError");
+	cJSON_AddStringToObject(status, "lastReconcileError", why);
+	errors = cJSON_GetObjectItemCaseSensitive(status, "reconcileErrors");
+	cJSON_DeleteItemFromObjectCaseSensitive(status, "reconcileErrors");
+	cJSON_AddNumberToObject(status, "reconcileErrors",
+				cJSON_IsNumber(errors) ?
+				errors->valuedouble + 1 : 1);
+	nvcf_free(text);
+	text = cJSON_PrintUnformatted(root);
+	if (text != NULL &&
+	    nvcf_crd_icms_from_json(&obj, text, strlen(text)) == NVCF_OK) {
+		nvcf_crd_icms_free(r->obj);
+		r->obj = obj;
+	}
+out:
+	if (obj == NULL)
+		nvcf_log_error(SUB, "cannot record the refusal of %s",
+			       r->obj->metadata.name);
+	cJSON_Delete(root);
+	free(text);
+}
+
+/*
+ * Runs reconcile steps of one request until one asks to wait, performing
+ * the actions of each and storing the object after each. Called with
+ * rlock held.
+ */
+static void icms_run(nvcf_agent *a, icms *r)
+{
+	for (int n = 0; n < 16 && !r->collected && !a->stopping; n++) {
+		nvcf_crd_observation obs = NVCF_CRD_OBSERVATION_INIT;
+		nvcf_crd_icms_status *s = &r->obj->status;
+		size_t count = s->instances_count, seen = 0, n_refused = 0;
+		nvcf_crd_observed_instance *seen_v;
+		char **reasons, **refused;
+		refusal why = REFUSED_NONE;
+		nvcf_crd_actions *acts = NULL;
+		int64_t after = -1;
+		bool gc = false;
+		nvcf_status st;
+
+		seen_v = calloc(count + 1, sizeof(*seen_v));
+		reasons = calloc(count + 1, sizeof(*reasons));
+		if (seen_v == NULL || reasons == NULL) {
+			free(seen_v);
+			free(reasons);
+			return;
+		}
+		pthread_mutex_lock(&a->lock);
+		for (size_t i = 0; i < count; i++) {
+			instance *in = instance_find_locked(
+				a, s->instances[i].id);
+
+			if (in == NULL)
+				continue;
+			seen_v[seen].id = in->id;
+			seen_v[seen].state = observe_locked(in);
+			if (seen_v[seen].state == NVCF_CRD_OBSERVED_FAILED)
+				seen_v[seen].reason = reasons[seen] =
+					dup_str(in->error);
+			seen++;
+		}
+		pthread_mutex_unlock(&a->lock);
+		obs.now_ms = nvcf__now_us() / 1000;
+		obs.instances = seen_v;
+		obs.instances_count = seen;
+		obs.ack = r->ack;
+		obs.error = r->error;
+		obs.error_terminal = r->error_terminal;
+		st = nvcf_crd_icms_reconcile(&acts, r->obj, &obs,
+					     &a->crd_opts);
+		r->ack = NVCF_CRD_ACK_NONE;
+		free(r->error);
+		r->error = NULL;
+		for (size_t i = 0; i < seen; i++)
+			free(reasons[i]);
+		free(reasons);
+		free(seen_v);
+		if (st != NVCF_OK) {
+			nvcf_log_error(SUB, "reconciling ICMSRequest %s failed:"
+				       " %s", r->obj->metadata.name,
+				       nvcf_error_last()->message);
+			return;
+		}
+		refused = calloc(acts->count + 1, sizeof(*refused));
+		for (size_t i = 0; i < acts->count; i++) {
+			const nvcf_crd_action *act = &acts->items[i];
+			refusal no;
+
+			switch (act->kind) {
+			case NVCF_CRD_ACTION_ACK_MESSAGE:
+				icms_ack(r);
+				break;
+			case NVCF_CRD_ACTION_CREATE_INSTANCE:
+				no = icms_create(a, r, act);
+				if (no == REFUSED_NONE)
+					break;
+				if (why == REFUSED_NONE)
+					why = no;
+				if (refused != NULL)
+					refused[n_refused++] =
+						act->instance_id;
+				break;
+			case NVCF_CRD_ACTION_DELETE_INSTANCE:
+				instance_delete(a, act->instance_id,
+						act->reason);
+				break;
+			case NVCF_CRD_ACTION_REPORT_STATUS:
+				instance_report(a, act->instance_id);
+				break;
+			case NVCF_CRD_ACTION_GARBAGE_COLLECT:
+				gc = true;
+				break;
+			case NVCF_CRD_ACTION_REQUEUE:
+				after = act->after_ms;
+				break;
+			}
+		}
+		if (n_refused > 0) {
+			char *text = refusal_text(a, &r->obj->spec, why,
+						  (uint32_t)n_refused);
+
+			icms_refuse(r, refused, n_refused,
+				    text ? text : "refused");
+			free(text);
+			after = 0;
+		}
+		free(refused);
+		nvcf_crd_actions_free(acts);
+		s = &r->obj->status;
+		if (gc && s->request_status ==
+			  NVCF_CRD_REQUEST_FAILURE_ACKNOWLEDGED &&
+		    obs.now_ms - s->last_status_updated_ms < a->retention_ms) {
+			/* Kept so that placement can read why it failed. */
+			icms_store(a, r);
+			return;
+		}
+		if (gc) {
+			char key[192];
+
+			icms_key(r, key, sizeof(key));
+			if (nvcf_bus_kv_delete(a->bus, a->bucket, key) !=
+			    NVCF_OK) {
+				nvcf_log_error(SUB, "deleting %s/%s failed: %s",
+					       a->bucket, key,
+					       nvcf_error_last()->message);
+				return;
+			}
+			nvcf_log_info(SUB, "ICMSRequest %s done; deleted",
+				      r->obj->metadata.name);
+			r->collected = true;
+			return;
+		}
+		if (icms_store(a, r) != NVCF_OK || after != 0)
+			return;
+	}
+}
+
+/* The reconcile loop: every request on each tick and instance change. */
+static void *reconcile_main(void *arg)
+{
+	nvcf_agent *a = arg;
+
+	for (;;) {
+		instance *ended[64];
+		struct timespec ts;
+		size_t n_ended = 0;
+		bool stop;
+
+		deadline_after(&ts, a->reconcile_ms);
+		pthread_mutex_lock(&a->lock);
+		while (!a->stopping && !a->kicked &&
+		       pthread_cond_timedwait(&a->cond, &a->lock, &ts) !=
+		       ETIMEDOUT)
+			;
+		a->kicked = false;
+		stop = a->stopping;
+		for (instance *in = a->instances; in != NULL && !stop;
+		     in = in->next) {
+			bool live = in->state == INST_STARTING ||
+				    in->state == INST_RUNNING;
+
+			if (!in->adopted)
+				continue;
+			adopted_check_locked(in);
+			if (live && !in->stopping &&
+			    (in->pid_exited || in->worker_exited) &&
+			    n_ended < sizeof(ended) / sizeof(ended[0])) {
+				fail_locked(a, in, nvcf__asprintf(
+					"%s (pid %d) ended; it was adopted "
+					"after an agent restart",
+					in->pid_exited ? "function process" :
+					"worker", in->pid_exited ?
+					(int)in->pid : (int)in->worker_pid));
+				ended[n_ended++] = in;
+			}
+			release_if_done(a, in);
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (stop)
+			break;
+		for (size_t i = 0; i < n_ended; i++)
+			instance_write(ended[i]);
+
+		pthread_mutex_lock(&a->rlock);
+		for (icms **pp = &a->requests; *pp != NULL;) {
+			icms *r = *pp;
+
+			icms_run(a, r);
+			if (r->collected) {
+				*pp = r->next;
+				icms_free(r);
+			} else {
+				pp = &r->next;
+			}
+		}
+		pthread_mutex_unlock(&a->rlock);
+	}
+	return NULL;
+}
+
+static void kick(nvcf_agent *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->kicked = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* A request name must be one KV key token. */
+static bool name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 96)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(name[i] == '-' || name[i] == '_' ||
+		      (name[i] >= '0' && name[i] <= '9') ||
+		      (name[i] >= 'a' && name[i] <= 'z') ||
+		      (name[i] >= 'A' && name[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+static cJSON *icms_doc(const char *name, cJSON **spec_out)
+{
+	cJSON *doc = cJSON_CreateObject(), *meta, *spec;
+
+	cJSON_AddStringToObject(doc, "apiVersion", NVCF_CRD_ICMS_API_VERSION);
+	cJSON_AddStringToObject(doc, "kind", "ICMSRequest");
+	meta = cJSON_AddObjectToObject(doc, "metadata");
+	cJSON_AddStringToObject(meta, "name", name);
+	spec = cJSON_AddObjectToObject(doc, "spec");
+	cJSON_AddStringToObject(spec, "requestId", name);
+	*spec_out = spec;
+	return doc;
+}
+
+static void add_nonempty(cJSON *obj, const char *key, const char *value)
+{
+	if (value != NULL && value[0] != '\0')
+		cJSON_AddStringToObject(obj, key, value);
+}
+
+/*
+ * Takes @p doc and @p msg: stores the new request before anything acks
+ * the order, or hands a redelivered order to the request it made.
+ */
+static void icms_accept(nvcf_agent *a, cJSON *doc, natsMsg *msg)
+{
+	char *text = cJSON_PrintUnformatted(doc);
+	nvcf_crd_icms *obj = NULL;
 	jsErrCode jerr = 0;
+	nvcf_status st;
 	icms *r;
 
-	m = nvcf__create_instances__unpack(
-		NULL, (size_t)natsMsg_GetDataLength(msg),
-		(const uint8_t *)natsMsg_GetData(msg));
-	if (m == NULL || m->icms_request_id[0] == '\0' ||
-	    !nvcf__uuid_valid(m->version_id) || m->instance_count < 1) {
-		nvcf_log_error(SUB, "malformed creation order on '%s': %s; "
-			       "terminating it", natsMsg_GetSubject(msg),
-			       m == NULL ? "not a CreateInstances message" :
-			       m->icms_request_id[0] == '\0' ?
-			       "icms_request_id is empty" :
-			       !nvcf__uuid_valid(m->version_id) ?
-			       "version_id is not a UUID" :
-			       "instance_count is below 1");
+	cJSON_Delete(doc);
+	if (text == NULL ||
+	    nvcf_crd_icms_from_json(&obj, text, strlen(text)) != NVCF_OK) {
+		nvcf_log_error(SUB, "order on '%s' makes no valid "
+			       "ICMSRequest (%s); terminating it",
+			       natsMsg_GetSubject(msg), text ?
+			       nvcf_error_last()->message : "out of memory");
 		natsMsg_Term(msg, NULL);
-		nvcf__create_instances__free_unpacked(m, NULL);
+		natsMsg_Destroy(msg);
+		free(text);
 		return;
 	}
-	if (icms_seen(a, m->icms_request_id)) {
-		nvcf_log_info(SUB, "creation order %s already handled; "
-			      "acknowledging the redelivery",
-			      m->icms_request_id);
-		natsMsg_AckSync(msg, NULL, &jerr);
-		nvcf__create_instances__free_unpacked(m, NULL);
+	free(text);
+	pthread_mutex_lock(&a->rlock);
+	if ((r = icms_find(a, obj->metadata.name)) != NULL) {
+		nvcf_crd_icms_free(obj);
+		if (r->obj->status.request_status == NVCF_CRD_REQUEST_NEW &&
+		    r->msg == NULL) {
+			r->msg = msg;
+			msg = NULL;
+		}
+		pthread_mutex_unlock(&a->rlock);
+		if (msg != NULL) {
+			nvcf_log_info(SUB, "order %s already handled; "
+				      "acknowledging the redelivery",
+				      r->obj->metadata.name);
+			natsMsg_AckSync(msg, NULL, &jerr);
+			natsMsg_Destroy(msg);
+		}
+		kick(a);
 		return;
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
+		pthread_mutex_unlock(&a->rlock);
+		nvcf_crd_icms_free(obj);
 		natsMsg_NakWithDelay(msg, 1000, NULL);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	r->obj = obj;
+	st = icms_store(a, r);
+	if (st == NVCF_EEXISTS) {
+		/* Recorded by a delivery this agent has not loaded. */
+		r->rev = 1;
+		icms_reload(a, r);
+		st = NVCF_OK;
+	}
+	if (st != NVCF_OK) {
+		pthread_mutex_unlock(&a->rlock);
+		icms_free(r);
+		natsMsg_NakWithDelay(msg, 1000, NULL);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	r->msg = msg;
+	r->next = a->requests;
+	a->requests = r;
+	nvcf_log_info(SUB, "order %s recorded (%s)", obj->metadata.name,
+		      nvcf_crd_icms_action_name(obj->spec.action));
+	pthread_mutex_unlock(&a->rlock);
+	kick(a);
+}
+
+static void handle_create(nvcf_agent *a, natsMsg *msg)
+{
+	Nvcf__CreateInstances *m;
+	cJSON *doc, *spec, *ls;
+
+	m = nvcf__create_instances__unpack(
+		NULL, (size_t)natsMsg_GetDataLength(msg),
+		(const uint8_t *)natsMsg_GetData(msg));
+	if (m == NULL || !name_valid(m->icms_request_id) ||
+	    !nvcf__uuid_valid(m->version_id) || m->instance_count < 1) {
+		nvcf_log_error(SUB, "malformed creation order on '%s': %s; "
+			       "terminating it", natsMsg_GetSubject(msg),
+			       m == NULL ? "not a CreateInstances message" :
+			       !name_valid(m->icms_request_id) ?
+			       "icms_request_id is empty or not one KV key "
+			       "token" :
+			       !nvcf__uuid_valid(m->version_id) ?
+			       "version_id is not a UUID" :
+			       "instance_count is below 1");
+		natsMsg_Term(msg, NULL);
+		natsMsg_Destroy(msg);
 		nvcf__create_instances__free_unpacked(m, NULL);
 		return;
 	}
-	pthread_mutex_init(&r->write_lock, NULL);
-	r->refs = 1;
-	r->id = dup_str(m->icms_request_id);
-	r->function_id = dup_str(m->function_id);
-	r->version_id = dup_str(m->version_id);
-	r->nca_id = dup_str(m->nca_id);
-	r->gpu = dup_str(m->gpu);
-	r->instance_type = dup_str(m->instance_type);
-	r->count = m->instance_count;
-	r->status = "pending";
-	r->instance_ids = cJSON_CreateArray();
-	r->created_us = nvcf__now_us();
-
-	/* The record is stored before the ack, so no order is lost. */
-	icms_write(a, r);
-	if (natsMsg_AckSync(msg, NULL, &jerr) != NATS_OK)
-		nvcf_log_warn(SUB, "acknowledging creation order %s failed "
-			      "(%d)", r->id, (int)jerr);
+	doc = icms_doc(m->icms_request_id, &spec);
+	add_nonempty(spec, "ncaId", m->nca_id);
+	cJSON_AddStringToObject(spec, "action", nvcf_crd_icms_action_name(
+		NVCF_CRD_ICMS_REQUEST_INSTANCES));
+	add_nonempty(spec, "functionId", m->function_id);
+	add_nonempty(spec, "functionVersionId", m->version_id);
+	add_nonempty(spec, "gpu", m->gpu);
+	add_nonempty(spec, "instanceType", m->instance_type);
+	cJSON_AddNumberToObject(spec, "instanceCount", m->instance_count);
+	add_nonempty(spec, "gpuSpecificationId", m->gpu_specification_id);
+	add_nonempty(spec, "deploymentId", m->deployment_id);
+	/* The function record is the launch specification; the worker's
+	 * concurrency travels in it because the spec has no field for it. */
+	ls = cJSON_Parse(m->function_json ? m->function_json : "");
+	if (!cJSON_IsObject(ls)) {
+		cJSON_Delete(ls);
+		ls = cJSON_CreateObject();
+	}
+	if (m->max_request_concurrency > 0)
+		cJSON_AddNumberToObject(ls, "maxRequestConcurrency",
+					m->max_request_concurrency);
+	cJSON_AddItemToObject(spec, "functionLaunchSpecification", ls);
 	nvcf_log_info(SUB, "creation order %s: %d x %s %s of version %s",
-		      r->id, r->count, r->gpu, r->instance_type,
-		      r->version_id);
-
-	t = nvcf__backend_find_type(a->backend, m->gpu, m->instance_type, &g);
-	pthread_mutex_lock(&a->lock);
-	r->status = "in-progress";
-	if (t == NULL) {
-		char *e = nvcf__asprintf("GPU '%s' with instance type '%s' "
-					 "is not offered by cluster %s",
-					 m->gpu, m->instance_type,
-					 a->backend->spec.cluster_id);
-
-		icms_note_error(r, e);
-		free(e);
-		r->failed = r->count;
-	}
-	for (int i = 0; t != NULL && i < r->count && !a->stopping; i++) {
-		instance *in;
-
-		if (n_started >= (int)(sizeof(started) / sizeof(started[0])) ||
-		    nvcf__gpu_available(a->pool, m->gpu) < t->gpu_count) {
-			char *e = nvcf__asprintf(
-				"insufficient capacity: %d of %d instances "
-				"of %s did not fit (%u of %u %s GPUs free, "
-				"%u needed each)", r->count - i, r->count,
-				t->name, nvcf__gpu_available(a->pool, m->gpu),
-				g->capacity, g->name, t->gpu_count);
-
-			icms_note_error(r, e);
-			free(e);
-			r->failed += r->count - i;
-			break;
-		}
-		in = instance_new(a, r, m);
-		if (in == NULL || nvcf__gpu_alloc(a->pool, m->gpu,
-						  t->gpu_count,
-						  in->gpus) != NVCF_OK) {
-			if (in != NULL)
-				instance_free(in);
-			r->failed += r->count - i;
-			icms_note_error(r, "out of memory");
-			break;
-		}
-		r->refs++;
-		in->n_gpus = t->gpu_count;
-		in->gpus_held = true;
-		in->next = a->instances;
-		a->instances = in;
-		cJSON_AddItemToArray(r->instance_ids,
-				     cJSON_CreateString(in->id));
-		started[n_started++] = in;
-	}
-	r->pending = n_started;
-	if (n_started == 0)
-		r->status = "failed";
-	for (int i = 0; i < n_started; i++) {
-		a->busy++;
-		if (detach_thread(start_main, started[i]) == NULL) {
-			a->busy--;
-			started[i]->state = INST_ERRORED;
-			started[i]->error = nvcf__strdup("cannot start a "
-							 "thread");
-			r->pending--;
-			r->failed++;
-		}
-	}
-	pthread_mutex_unlock(&a->lock);
-	if (r->failed > 0)
-		nvcf_log_warn(SUB, "creation order %s: %s", r->id,
-			      r->error ? r->error : "instances failed");
-	icms_write(a, r);
-	cluster_write(a);
-	pthread_mutex_lock(&a->lock);
-	icms_unref(r);
-	pthread_mutex_unlock(&a->lock);
+		      m->icms_request_id, m->instance_count, m->gpu,
+		      m->instance_type, m->version_id);
 	nvcf__create_instances__free_unpacked(m, NULL);
+	icms_accept(a, doc, msg);
 }
 
 static void handle_terminate(nvcf_agent *a, natsMsg *msg)
 {
 	Nvcf__TerminateInstances *m;
+	jsMsgMetaData *meta = NULL;
+	cJSON *doc, *spec, *info, *ids;
+	char name[64];
 	jsErrCode jerr = 0;
 	int count = 0;
 
@@ -1218,9 +1809,11 @@ static void handle_terminate(nvcf_agent *a, natsMsg *msg)
 			       m == NULL ? "not a TerminateInstances message" :
 			       "neither version_id nor instance_ids set");
 		natsMsg_Term(msg, NULL);
+		natsMsg_Destroy(msg);
 		nvcf__terminate_instances__free_unpacked(m, NULL);
 		return;
 	}
+	ids = cJSON_CreateArray();
 	pthread_mutex_lock(&a->lock);
 	for (instance *in = a->instances; in != NULL; in = in->next) {
 		bool match = m->n_instance_ids == 0;
@@ -1234,16 +1827,238 @@ static void handle_terminate(nvcf_agent *a, natsMsg *msg)
 		if (!match || in->stopping || in->state == INST_TERMINATED ||
 		    in->state == INST_ERRORED)
 			continue;
-		in->stopping = true;
-		run_detached_locked(a, stop_main, in);
+		cJSON_AddItemToArray(ids, cJSON_CreateString(in->id));
 		count++;
 	}
 	pthread_mutex_unlock(&a->lock);
-	nvcf_log_info(SUB, "termination order for version %s (%s): stopping "
-		      "%d instances", m->version_id,
+	nvcf_log_info(SUB, "termination order for version %s (%s): %d "
+		      "instances to stop", m->version_id,
 		      m->reason[0] ? m->reason : "no reason given", count);
-	natsMsg_AckSync(msg, NULL, &jerr);
+	/* The stream sequence names the request, so a redelivery finds it. */
+	if (count == 0 || natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+		cJSON_Delete(ids);
+		jsMsgMetaData_Destroy(meta);
+		natsMsg_AckSync(msg, NULL, &jerr);
+		natsMsg_Destroy(msg);
+		nvcf__terminate_instances__free_unpacked(m, NULL);
+		return;
+	}
+	snprintf(name, sizeof(name), "terminate-%llu",
+		 (unsigned long long)meta->Sequence.Stream);
+	jsMsgMetaData_Destroy(meta);
+	doc = icms_doc(name, &spec);
+	cJSON_AddStringToObject(spec, "action", nvcf_crd_icms_action_name(
+		NVCF_CRD_ICMS_TERMINATE_INSTANCES));
+	add_nonempty(spec, "functionVersionId", m->version_id);
+	info = cJSON_AddObjectToObject(spec, "terminationMsgInfo");
+	cJSON_AddItemToObject(info, "instanceIds", ids);
 	nvcf__terminate_instances__free_unpacked(m, NULL);
+	icms_accept(a, doc, msg);
+}
+
+/* ---- restart ------------------------------------------------------------ */
+
+/* Loads every stored ICMSRequest of the cluster. */
+static void icms_load_all(nvcf_agent *a)
+{
+	char **keys = NULL;
+	size_t n = 0, loaded = 0;
+
+	if (nvcf_bus_kv_keys(a->bus, a->bucket, "icms.>", &keys, &n) !=
+	    NVCF_OK) {
+		nvcf_log_error(SUB, "listing %s failed: %s", a->bucket,
+			       nvcf_error_last()->message);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *value = NULL;
+		size_t len = 0;
+		uint64_t rev = 0;
+		nvcf_crd_icms *obj = NULL;
+		icms *r;
+
+		if (nvcf_bus_kv_get(a->bus, a->bucket, keys[i], &value, &len,
+				    &rev) != NVCF_OK)
+			continue;
+		if (nvcf_crd_icms_from_json(&obj, value, len) != NVCF_OK) {
+			nvcf_log_warn(SUB, "%s/%s is no ICMSRequest (%s); "
+				      "leaving it alone", a->bucket, keys[i],
+				      nvcf_error_last()->message);
+			nvcf_free(value);
+			continue;
+		}
+		r = calloc(1, sizeof(*r));
+		if (r == NULL) {
+			nvcf_crd_icms_free(obj);
+			nvcf_free(value);
+			continue;
+		}
+		r->obj = obj;
+		r->stored = nvcf__strdup(value);
+		r->rev = rev;
+		r->next = a->requests;
+		a->requests = r;
+		loaded++;
+		nvcf_free(value);
+	}
+	nvcf_strings_free(keys, n);
+	nvcf_log_info(SUB, "loaded %zu stored ICMSRequests from %s", loaded,
+		      a->bucket);
+}
+
+/* The function's health answers; a check of adoption, not of start-up. */
+static bool adopt_probe(const char *launch_json, int port)
+{
+	char url[256], what[128];
+	bool ok = false;
+	CURL *c;
+	launch l;
+	char *error = launch_parse(launch_json, &l);
+
+	if (error == NULL && (c = curl_easy_init()) != NULL) {
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d%s%s", port,
+			 l.health_url_path[0] == '/' ? "" : "/",
+			 l.health_url_path);
+		ok = probe(c, url, l.expected_status, ADOPT_PROBE_MS, what,
+			   sizeof(what));
+		curl_easy_cleanup(c);
+	}
+	free(error);
+	launch_free(&l);
+	return ok;
+}
+
+/*
+ * Takes over one instance an earlier agent started, or stops what is left
+ * of it and records it ERRORED so that placement replaces it. Only RUNNING
+ * instances whose function and worker still run (checked by pid, by the
+ * instance id in /proc and by the health URL) are adopted: a STARTING one
+ * lost the thread that was bringing it up.
+ */
+static void adopt_one(nvcf_agent *a, cJSON *rec, const char *key)
+{
+	const char *id = json_str(rec, "instanceId");
+	const char *status = json_str(rec, "instanceStatus");
+	const cJSON *g, *gpus = cJSON_GetObjectItemCaseSensitive(rec, "gpus");
+	cJSON *num;
+	pid_t pid = 0, wpid = 0;
+	int port = 0;
+	char env[INSTANCE_ID_MAX + 32], *why = NULL;
+	bool fn_ours, w_ours;
+	instance *in = NULL;
+	icms *r;
+
+	if (id == NULL || strlen(id) >= INSTANCE_ID_MAX)
+		return;
+	num = cJSON_GetObjectItemCaseSensitive(rec, "pid");
+	pid = cJSON_IsNumber(num) ? (pid_t)num->valueint : 0;
+	num = cJSON_GetObjectItemCaseSensitive(rec, "workerPid");
+	wpid = cJSON_IsNumber(num) ? (pid_t)num->valueint : 0;
+	num = cJSON_GetObjectItemCaseSensitive(rec, "port");
+	port = cJSON_IsNumber(num) ? num->valueint : 0;
+	snprintf(env, sizeof(env), "NVCF_INSTANCE_ID=%s", id);
+	fn_ours = pid > 0 && proc_alive(pid) &&
+		  proc_has(pid, "environ", env, NULL);
+	w_ours = wpid > 0 && proc_alive(wpid) &&
+		 proc_has(wpid, "cmdline", "--instance-id", id);
+	r = json_str(rec, "icmsRequestId") ?
+	    icms_find(a, json_str(rec, "icmsRequestId")) : NULL;
+
+	if (strcmp(status, "RUNNING") != 0)
+		why = nvcf__strdup("nvca restarted while the instance was "
+				   "starting; stopped it");
+	else if (r == NULL)
+		why = nvcf__strdup("nvca restarted and found no ICMSRequest "
+				   "of the instance; stopped it");
+	else if (!fn_ours || !w_ours)
+		why = nvcf__asprintf("%s ended while nvca was down",
+				     !fn_ours ? "function process" : "worker");
+	else if (!adopt_probe(r->obj->spec.launch_specification, port))
+		why = nvcf__strdup("health check failed when nvca restarted; "
+				   "stopped it");
+	if (why == NULL && (in = instance_new(a, r->obj, id)) != NULL) {
+		cJSON_ArrayForEach(g, gpus)
+			if (cJSON_IsNumber(g) &&
+			    in->n_gpus < MAX_GPUS_PER_INSTANCE)
+				in->gpus[in->n_gpus++] =
+					(unsigned int)g->valueint;
+		pthread_mutex_lock(&a->lock);
+		if (nvcf__gpu_claim(a->pool, in->gpu, in->gpus, in->n_gpus) !=
+		    NVCF_OK)
+			why = nvcf__asprintf("its GPUs cannot be claimed again "
+					     "(%s); stopped it",
+					     nvcf_error_last()->message);
+		pthread_mutex_unlock(&a->lock);
+	}
+	if (why == NULL && in != NULL) {
+		in->gpus_held = true;
+		in->adopted = true;
+		in->port = port;
+		in->pid = pid;
+		in->worker_pid = wpid;
+		in->state = INST_RUNNING;
+		pthread_mutex_lock(&a->lock);
+		in->next = a->instances;
+		a->instances = in;
+		pthread_mutex_unlock(&a->lock);
+		nvcf_log_info(SUB, "adopted RUNNING instance %s (pid %d, "
+			      "worker pid %d, port %d)", id, (int)pid,
+			      (int)wpid, port);
+		instance_write_ex(in, false);
+		return;
+	}
+	if (in != NULL)
+		instance_free(in);
+	if (why == NULL)
+		why = nvcf__strdup("out of memory adopting it");
+	nvcf_log_warn(SUB, "instance %s of an earlier nvca: %s", id, why);
+	if (fn_ours)
+		kill(-pid, SIGKILL);
+	if (w_ours)
+		kill(wpid, SIGKILL);
+	cJSON_DeleteItemFromObjectCaseSensitive(rec, "instanceStatus");
+	cJSON_AddStringToObject(rec, "instanceStatus", "ERRORED");
+	cJSON_DeleteItemFromObjectCaseSensitive(rec, "error");
+	cJSON_AddStringToObject(rec, "error", why ? why : "");
+	cJSON_DeleteItemFromObjectCaseSensitive(rec, "instanceUpdatedAt");
+	add_time(rec, "instanceUpdatedAt", nvcf__now_us());
+	kv_put_json(a, NVCF_BUCKET_INSTANCES, key, rec);
+	free(why);
+}
+
+/* Adopts or stops every live instance the cluster's records name. */
+static void adopt_all(nvcf_agent *a)
+{
+	char **keys = NULL;
+	size_t n = 0;
+
+	if (nvcf_bus_kv_keys(a->bus, NVCF_BUCKET_INSTANCES, NULL, &keys, &n) !=
+	    NVCF_OK) {
+		nvcf_log_error(SUB, "listing %s failed: %s",
+			       NVCF_BUCKET_INSTANCES,
+			       nvcf_error_last()->message);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *value = NULL;
+		const char *cluster, *status;
+		cJSON *rec;
+
+		if (nvcf_bus_kv_get(a->bus, NVCF_BUCKET_INSTANCES, keys[i],
+				    &value, NULL, NULL) != NVCF_OK)
+			continue;
+		rec = cJSON_Parse(value);
+		nvcf_free(value);
+		cluster = json_str(rec, "clusterId");
+		status = json_str(rec, "instanceStatus");
+		if (cluster != NULL && status != NULL &&
+		    strcmp(cluster, a->backend->spec.cluster_id) == 0 &&
+		    (strcmp(status, "RUNNING") == 0 ||
+		     strcmp(status, "STARTING") == 0))
+			adopt_one(a, rec, keys[i]);
+		cJSON_Delete(rec);
+	}
+	nvcf_strings_free(keys, n);
 }
 
 static void consume(nvcf_agent *a, natsSubscription *sub,
@@ -1265,8 +2080,11 @@ static void consume(nvcf_agent *a, natsSubscription *sub,
 			usleep(200000);
 			continue;
 		}
-		for (int i = 0; i < list.Count; i++)
+		/* Each handler takes its message and destroys it. */
+		for (int i = 0; i < list.Count; i++) {
 			fn(a, list.Msgs[i]);
+			list.Msgs[i] = NULL;
+		}
 		natsMsgList_Destroy(&list);
 	}
 }
@@ -1368,6 +2186,7 @@ nvcf_status nvcf_agent_new(nvcf_agent **out, const nvcf_agent_options *opts)
 	if (a == NULL)
 		return nvcf__error_oom();
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->rlock, NULL);
 	pthread_cond_init(&a->cond, NULL);
 	pthread_cond_init(&a->child_cond, NULL);
 	a->stopped = true;
@@ -1384,6 +2203,15 @@ nvcf_status nvcf_agent_new(nvcf_agent **out, const nvcf_agent_options *opts)
 			      opts->start_timeout_ms : 60000;
 	a->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : 10000;
 	a->heartbeat_ms = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 5000;
+	a->reconcile_ms = opts->reconcile_ms > 0 ? opts->reconcile_ms : 1000;
+	a->retention_ms = opts->failed_retention_ms > 0 ?
+			  opts->failed_retention_ms : 3600000;
+	nvcf_crd_options_init(&a->crd_opts, NVCF_CRD_OPTIONS_VERSION);
+	/* The loop also runs on every instance change, so a step waiting on
+	 * the world is due again at the next tick. */
+	a->crd_opts.sync_interval_ms = a->reconcile_ms;
+	a->crd_opts.failure_requeue_ms = a->reconcile_ms;
+	a->crd_opts.max_running_timeout_ms = a->start_timeout_ms * 2;
 	if (a->state_dir == NULL || a->worker_path == NULL ||
 	    a->nats_url == NULL || a->worker_log_level == NULL) {
 		nvcf_agent_free(a);
@@ -1402,6 +2230,10 @@ nvcf_status nvcf_agent_new(nvcf_agent **out, const nvcf_agent_options *opts)
 	}
 	snprintf(a->bucket, sizeof(a->bucket), "nvca_%s",
 		 a->backend->spec.cluster_id);
+	/* Before any order is taken: what an earlier agent left running is
+	 * adopted, so its GPUs are held before new work can claim them. */
+	icms_load_all(a);
+	adopt_all(a);
 	snprintf(subject, sizeof(subject), "Create.NVCA.*.%s.*.*",
 		 a->backend->spec.cluster_id);
 	if ((st = bind_consumer(a, NVCF_STREAM_CREATION, subject,
@@ -1429,8 +2261,12 @@ nvcf_status nvcf_agent_new(nvcf_agent **out, const nvcf_agent_options *opts)
 	a->terminate_started =
 		pthread_create(&a->terminate_thread, NULL, terminate_main,
 			       a) == 0;
+	a->reconcile_started =
+		pthread_create(&a->reconcile_thread, NULL, reconcile_main,
+			       a) == 0;
 	if (!a->reaper_started || !a->heartbeat_started ||
-	    !a->create_started || !a->terminate_started) {
+	    !a->create_started || !a->terminate_started ||
+	    !a->reconcile_started) {
 		nvcf_agent_free(a);
 		return nvcf__error_set(NVCF_ERROR,
 				       "cannot start the agent's threads");
@@ -1465,8 +2301,11 @@ void nvcf_agent_stop(nvcf_agent *a)
 		pthread_join(a->terminate_thread, NULL);
 	if (a->heartbeat_started)
 		pthread_join(a->heartbeat_thread, NULL);
+	/* Requests keep their stored state: a restarted agent resumes them. */
+	if (a->reconcile_started)
+		pthread_join(a->reconcile_thread, NULL);
 	a->create_started = a->terminate_started = false;
-	a->heartbeat_started = false;
+	a->heartbeat_started = a->reconcile_started = false;
 
 	pthread_mutex_lock(&a->lock);
 	for (instance *in = a->instances; in != NULL; in = in->next) {
@@ -1508,6 +2347,12 @@ void nvcf_agent_free(nvcf_agent *a)
 		instance_free(a->instances);
 		a->instances = next;
 	}
+	while (a->requests != NULL) {
+		icms *next = a->requests->next;
+
+		icms_free(a->requests);
+		a->requests = next;
+	}
 	nvcf__gpu_pool_free(a->pool);
 	nvcf__backend_free(a->backend);
 	free(a->state_dir);
@@ -1516,6 +2361,7 @@ void nvcf_agent_free(nvcf_agent *a)
 	free(a->worker_log_level);
 	pthread_cond_destroy(&a->child_cond);
 	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->rlock);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

@@ -109,6 +109,14 @@ void nvcf__gpu_pool_free(nvcf__gpu_pool *pool);
 nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
 			    unsigned int count, unsigned int *indices);
 
+/*
+ * Takes exactly the device indices @p indices of @p gpu, for instances a
+ * restarted agent adopts. NVCF_EEXISTS (nothing taken) when one is out of
+ * range, repeated or held already; NVCF_ENOTFOUND for an unknown type.
+ */
+nvcf_status nvcf__gpu_claim(nvcf__gpu_pool *pool, const char *gpu,
+			    const unsigned int *indices, unsigned int count);
+
 /* Returns device indices taken by nvcf__gpu_alloc(). */
 void nvcf__gpu_release(nvcf__gpu_pool *pool, const char *gpu,
 		       const unsigned int *indices, unsigned int count);

@@ -121,3 +121,30 @@ unsigned int nvcf__gpu_available(const nvcf__gpu_pool *pool, const char *gpu)
 
 	return t ? t->capacity - t->allocated : 0;
 }
+
+nvcf_status nvcf__gpu_claim(nvcf__gpu_pool *pool, const char *gpu,
+			    const unsigned int *indices, unsigned int count)
+{
+	gpu_type *t = find_type(pool, gpu);
+
+	if (t == NULL)
+		return nvcf__error_set(NVCF_ENOTFOUND,
+				       "unknown GPU type '%s': use one the "
+				       "backend declares", gpu ? gpu : "");
+	for (unsigned int i = 0; i < count; i++) {
+		bool twice = false;
+
+		for (unsigned int j = 0; j < i; j++)
+			twice |= indices[j] == indices[i];
+		if (indices[i] >= t->capacity || t->used[indices[i]] || twice)
+			return nvcf__error_set(NVCF_EEXISTS,
+					       "%s device %u is out of range "
+					       "or already held: stop the "
+					       "instance that holds it", gpu,
+					       indices[i]);
+	}
+	for (unsigned int i = 0; i < count; i++)
+		t->used[indices[i]] = true;
+	t->allocated += count;
+	return NVCF_OK;
+}

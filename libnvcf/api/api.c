@@ -18,8 +18,10 @@
 
 #include "nvcf/api.h"
 #include "nvcf/bus.h"
+#include "nvcf/routing.h"
 
 #include "api/api_internal.h"
+#include "api/tasks.h"
 #include "auth/keys.h"
 #include "bus/bus_internal.h"
 #include "http/http.h"
@@ -44,6 +46,7 @@ struct nvcf_api {
 	char *region;
 	nvcf_bus *bus;
 	nvcf__http_server *http;
+	nvcf__tasks *tasks;
 	pthread_t watcher;
 	bool watching;
 	atomic_bool stopping;
@@ -59,6 +62,7 @@ typedef struct call {
 	nvcf__key_record key;
 	char *segs[MAX_SEGS];
 	int nsegs;
+	int task_route;
 	char pathbuf[512];
 } call;
 
@@ -284,10 +288,13 @@ static void fn_key(char out[256], const char *nca, const char *fid,
 /*
  * Sets the status of a function record, read-modify-write. When
  * @p only_if is not NULL the record changes only while its status is
- * still that one.
+ * still that one, and when @p unless is not NULL never while it is that
+ * one: the instance watcher passes "INACTIVE" so that a status computed
+ * from a deployment read just before an undeploy cannot revive it.
  */
 static nvcf_status fn_set_status(nvcf_api *api, const char *key,
-				 const char *status, const char *only_if)
+				 const char *status, const char *only_if,
+				 const char *unless)
 {
 	for (int i = 0; i < RMW_TRIES; i++) {
 		cJSON *rec;
@@ -300,7 +307,8 @@ static nvcf_status fn_set_status(nvcf_api *api, const char *key,
 			return st;
 		cur = jstr(rec, "status");
 		if ((cur && strcmp(cur, status) == 0) ||
-		    (only_if && (!cur || strcmp(cur, only_if) != 0))) {
+		    (only_if && (!cur || strcmp(cur, only_if) != 0)) ||
+		    (unless && cur && strcmp(cur, unless) == 0)) {
 			cJSON_Delete(rec);
 			return NVCF_OK;
 		}
@@ -369,6 +377,58 @@ static nvcf_status load_clusters(nvcf_api *api, cJSON **out)
 			cJSON_Delete(cJSON_DetachItemViaPointer(all, c));
 	}
 	*out = all;
+	return NVCF_OK;
+}
+
+/*
+ * Loads every cluster record into an inventory, and with @p live_only
+ * drops those whose heartbeat is older than cluster_stale_ms or that
+ * report themselves unhealthy. A record the inventory rejects is skipped
+ * with a warning, so one bad agent cannot hide the others.
+ */
+static nvcf_status load_inventory(nvcf_api *api, bool live_only,
+				  nvcf_inventory **out)
+{
+	nvcf_inventory *inv = NULL;
+	char **keys = NULL;
+	size_t n = 0;
+	nvcf_status st;
+
+	*out = NULL;
+	if ((st = nvcf_inventory_new(&inv)) != NVCF_OK)
+		return st;
+	st = nvcf_bus_kv_keys(api->bus, NVCF_BUCKET_CLUSTERS, NULL, &keys, &n);
+	for (size_t i = 0; st == NVCF_OK && i < n; i++) {
+		char *text = NULL;
+		size_t len = 0;
+		nvcf_status rs;
+
+		rs = nvcf_bus_kv_get(api->bus, NVCF_BUCKET_CLUSTERS, keys[i],
+				     &text, &len, NULL);
+		if (rs == NVCF_ENOTFOUND)
+			continue; /* deleted since the listing */
+		if (rs != NVCF_OK) {
+			st = rs;
+			break;
+		}
+		rs = nvcf_inventory_add_cluster_json(inv, text);
+		if (rs == NVCF_ENOMEM)
+			st = rs;
+		else if (rs != NVCF_OK)
+			nvcf_log_warn(SUB, "skipping cluster record '%s': %s",
+				      keys[i], nvcf_error_last()->message);
+		nvcf_free(text);
+	}
+	nvcf_strings_free(keys, n);
+	if (st == NVCF_OK && live_only)
+		st = nvcf_inventory_remove_unhealthy(
+			inv, nvcf__now_us() / 1000, api->opts.cluster_stale_ms,
+			NULL);
+	if (st != NVCF_OK) {
+		nvcf_inventory_free(inv);
+		return st;
+	}
+	*out = inv;
 	return NVCF_OK;
 }
 
@@ -750,7 +810,7 @@ static void recompute(nvcf_api *api, const char *nca, const char *fid,
 		if (strcmp(cur, next) == 0 && same_hi) {
 			cJSON_Delete(hi);
 			cJSON_Delete(dep);
-			fn_set_status(api, key, status, NULL);
+			fn_set_status(api, key, status, NULL, "INACTIVE");
 			return;
 		}
 		nvcf_log_info(SUB,
@@ -777,7 +837,8 @@ static void recompute(nvcf_api *api, const char *nca, const char *fid,
 					      vid, nvcf_error_last()->message);
 				return;
 			}
-			if (fn_set_status(api, key, status, NULL) != NVCF_OK)
+			if (fn_set_status(api, key, status, NULL,
+					  "INACTIVE") != NVCF_OK)
 				nvcf_log_warn(SUB,
 					      "storing status of function "
 					      "%s: %s",
@@ -1187,7 +1248,7 @@ static nvcf_status undeploy(nvcf_api *api, const char *nca, const char *fid,
 	if ((st = nvcf_bus_kv_delete(api->bus, NVCF_BUCKET_DEPLOYMENTS, key)))
 		return st;
 	nvcf_log_info(SUB, "undeployed version %s of function %s", vid, fid);
-	st = fn_set_status(api, key, "INACTIVE", NULL);
+	st = fn_set_status(api, key, "INACTIVE", NULL, NULL);
 	return st == NVCF_ENOTFOUND ? NVCF_OK : st;
 }
 
@@ -1214,6 +1275,39 @@ static void delete_version(call *c, const char *fid, const char *vid)
 		      c->key.nca_id, fid, vid);
 	count_status(c->api, 204);
 	nvcf__http_send(c->req, 204, nvcf__http_response(NULL, "", 0));
+}
+
+/*
+ * Checks @p specs (one specification or an array of them) against the
+ * live clusters. Replies 400 and returns false when one names a GPU,
+ * instance type, cluster, group, region or attribute that no live
+ * cluster offers, so that nothing is stored or ordered for it.
+ */
+static bool specs_placeable(call *c, const cJSON *specs)
+{
+	char detail[NVCF_API_DETAIL_MAX];
+	nvcf_inventory *inv = NULL;
+	const cJSON *spec;
+	nvcf_status st;
+
+	if ((st = load_inventory(c->api, true, &inv)) != NVCF_OK) {
+		reply_bus_error(c, st);
+		return false;
+	}
+	for (spec = cJSON_IsArray(specs) ? specs->child : specs;
+	     spec != NULL; spec = cJSON_IsArray(specs) ? spec->next : NULL) {
+		st = nvcf__api_validate_placement(inv, spec, detail,
+						  sizeof(detail));
+		if (st == NVCF_OK)
+			continue;
+		if (st == NVCF_EINVAL)
+			reply_problem(c, 400, "%s", detail);
+		else
+			reply_bus_error(c, st);
+		break;
+	}
+	nvcf_inventory_free(inv);
+	return st == NVCF_OK;
 }
 
 static void create_deployment(call *c, const char *fid, const char *vid)
@@ -1265,6 +1359,8 @@ static void create_deployment(call *c, const char *fid, const char *vid)
 		reply_bus_error(c, st);
 		goto out;
 	}
+	if (!specs_placeable(c, specs))
+		goto out;
 	if ((st = nvcf__uuid_new(did)) ||
 	    (dep = cJSON_CreateObject()) == NULL) {
 		reply_problem(c, 500, "out of memory");
@@ -1336,7 +1432,7 @@ static void create_deployment(call *c, const char *fid, const char *vid)
 		cJSON_Delete(ix);
 	}
 	if (st == NVCF_OK)
-		st = fn_set_status(c->api, key, new_status, NULL);
+		st = fn_set_status(c->api, key, new_status, NULL, NULL);
 	if (st == NVCF_OK)
 		st = nvcf_bus_ensure_queue(c->api->bus, vid,
 					   c->api->opts.queue_max_msgs);
@@ -1648,6 +1744,13 @@ static void patch_spec(call *c, const char *did, const char *sid)
 			cJSON_Delete(dep);
 			return;
 		}
+		/* Lower bounds never need a cluster; higher ones may. */
+		if ((min > jint(spec, "minInstances", 0) ||
+		     max > jint(spec, "maxInstances", 0)) &&
+		    !specs_placeable(c, spec)) {
+			cJSON_Delete(dep);
+			return;
+		}
 		fid = jstr(dep, "functionId");
 		vid = jstr(dep, "functionVersionId");
 		/* An autoscaler applies the new bounds on its next tick. */
@@ -1762,96 +1865,24 @@ static void queue_details(call *c, const char *fid)
 	reply_json(c, 200, body);
 }
 
-/* A stable id for a group name, so clients can keep it between calls. */
-static void group_id(const char *name, char out[37])
-{
-	char h[65];
-
-	nvcf__sha256_hex(name, strlen(name), h);
-	snprintf(out, 37, "%.8s-%.4s-4%.3s-a%.3s-%.12s", h, h + 8, h + 13,
-		 h + 17, h + 20);
-}
-
-static void merge_gpus(cJSON *into, const cJSON *gpus)
-{
-	const cJSON *g, *it;
-
-	cJSON_ArrayForEach(g, gpus) {
-		cJSON *mine, *types;
-
-		if (!jstr(g, "name"))
-			continue;
-		mine = (cJSON *)find_named(into, jstr(g, "name"));
-		if (mine == NULL) {
-			mine = cJSON_CreateObject();
-			cJSON_AddItemToArray(into, mine);
-			cJSON_AddStringToObject(mine, "name", jstr(g, "name"));
-			cJSON_AddArrayToObject(mine, "instanceTypes");
-		}
-		types = cJSON_GetObjectItemCaseSensitive(mine, "instanceTypes");
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(
-					       g, "instanceTypes")) {
-			const cJSON *def;
-			cJSON *t;
-
-			if (!jstr(it, "name") ||
-			    find_named(types, jstr(it, "name")))
-				continue;
-			t = cJSON_CreateObject();
-			cJSON_AddItemToArray(types, t);
-			cJSON_AddStringToObject(t, "name", jstr(it, "name"));
-			cJSON_AddStringToObject(t, "description",
-						jstr(it, "description")
-							? jstr(it, "description")
-							: jstr(it, "name"));
-			def = cJSON_GetObjectItemCaseSensitive(it, "default");
-			cJSON_AddBoolToObject(t, "default", cJSON_IsTrue(def));
-		}
-	}
-}
-
 static void cluster_groups(call *c)
 {
-	cJSON *clusters, *body, *groups;
-	const cJSON *cl;
+	nvcf_inventory *inv = NULL;
+	char *json = NULL;
 	nvcf_status st;
 
-	if ((st = load_clusters(c->api, &clusters))) {
+	st = load_inventory(c->api, true, &inv);
+	if (st == NVCF_OK)
+		st = nvcf_inventory_cluster_groups_json(inv, c->key.nca_id,
+							&json);
+	nvcf_inventory_free(inv);
+	if (st != NVCF_OK) {
 		reply_bus_error(c, st);
 		return;
 	}
-	body = cJSON_CreateObject();
-	groups = cJSON_AddArrayToObject(body, "clusterGroups");
-	cJSON_ArrayForEach(cl, clusters) {
-		const char *gname = jstr(cl, "group") ? jstr(cl, "group")
-						      : jstr(cl, "clusterId");
-		cJSON *g = (cJSON *)find_named(groups, gname), *entry;
-
-		if (g == NULL) {
-			char id[37];
-
-			group_id(gname, id);
-			g = cJSON_CreateObject();
-			cJSON_AddItemToArray(groups, g);
-			cJSON_AddStringToObject(g, "id", id);
-			cJSON_AddStringToObject(g, "name", gname);
-			cJSON_AddStringToObject(g, "ncaId", c->key.nca_id);
-			cJSON_AddArrayToObject(g, "gpus");
-			cJSON_AddArrayToObject(g, "clusters");
-		}
-		merge_gpus(cJSON_GetObjectItemCaseSensitive(g, "gpus"),
-			   cJSON_GetObjectItemCaseSensitive(cl, "gpus"));
-		entry = cJSON_CreateObject();
-		cJSON_AddStringToObject(entry, "id", jstr(cl, "clusterId"));
-		cJSON_AddStringToObject(entry, "name",
-					jstr(cl, "name") ? jstr(cl, "name")
-							 : jstr(cl, "clusterId"));
-		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(
-					     g, "clusters"),
-				     entry);
-	}
-	cJSON_Delete(clusters);
-	reply_json(c, 200, body);
+	count_status(c->api, 200);
+	nvcf__http_send_json(c->req, 200, json);
+	nvcf_free(json);
 }
 
 /* ---- health and metrics ---------------------------------------------- */
@@ -1918,6 +1949,7 @@ enum route {
 	R_SPEC,
 	R_QUEUE,
 	R_GROUPS,
+	R_TASKS,
 };
 
 static bool seg_is(const call *c, int i, const char *s)
@@ -1925,8 +1957,10 @@ static bool seg_is(const call *c, int i, const char *s)
 	return i < c->nsegs && strcmp(c->segs[i], s) == 0;
 }
 
-static enum route match(const call *c)
+static enum route match(call *c)
 {
+	if ((c->task_route = nvcf__tasks_match(c->segs, c->nsegs)) != 0)
+		return R_TASKS;
 	if (c->nsegs < 3 || !seg_is(c, 0, "v2") || !seg_is(c, 1, "nvcf"))
 		return R_NONE;
 	if (seg_is(c, 2, "functions")) {
@@ -2091,6 +2125,11 @@ static void dispatch(call *c, enum route r, const char *m)
 	case R_GROUPS:
 		cluster_groups(c);
 		break;
+	case R_TASKS:
+		count_status(c->api, nvcf__tasks_dispatch(c->api->tasks, c->req,
+							  &c->key, c->task_route,
+							  c->segs, c->nsegs));
+		break;
 	default:
 		reply_problem(c, 404, "no route");
 		break;
@@ -2141,7 +2180,7 @@ static void handle(nvcf__http_req *req, void *userdata)
 		reply_problem(&c, 404, "No endpoint %s %s", m, path);
 		return;
 	}
-	allow = allowed(r);
+	allow = r == R_TASKS ? nvcf__tasks_allowed(c.task_route) : allowed(r);
 	if (!method_allowed(allow, m)) {
 		struct MHD_Response *resp;
 
@@ -2170,7 +2209,8 @@ static void handle(nvcf__http_req *req, void *userdata)
 		reply_bus_error(&c, st);
 		return;
 	}
-	need = needed_scope(r, m);
+	need = r == R_TASKS ? nvcf__tasks_scope(c.task_route, m)
+			    : needed_scope(r, m);
 	if ((c.key.scopes & need) == 0) {
 		reply_problem(&c, 403,
 			      "Access denied: the key of account '%s' lacks "
@@ -2257,6 +2297,15 @@ nvcf_status nvcf_api_new(nvcf_api **out, const nvcf_api_options *opts)
 		nvcf_api_free(api);
 		return st;
 	}
+	{
+		nvcf__tasks_config tc = {api->bus, api->opts.cluster_stale_ms,
+					 0, 0};
+
+		if ((st = nvcf__tasks_new(&api->tasks, &tc)) != NVCF_OK) {
+			nvcf_api_free(api);
+			return st;
+		}
+	}
 	*out = api;
 	return NVCF_OK;
 }
@@ -2286,6 +2335,9 @@ nvcf_status nvcf_api_start(nvcf_api *api)
 				       "thread");
 	}
 	api->watching = true;
+	if ((st = nvcf__tasks_start(api->tasks)) != NVCF_OK)
+		nvcf_log_warn(SUB, "task timer not started: %s; queued tasks "
+			      "do not expire", nvcf_error_last()->message);
 	nvcf_log_info(SUB, "listening on %s:%u (region %s, NATS %s)",
 		      api->listen_address, nvcf__http_server_port(api->http),
 		      api->region, api->nats_url);
@@ -2311,6 +2363,7 @@ nvcf_status nvcf_api_stop(nvcf_api *api)
 		pthread_join(api->watcher, NULL);
 		api->watching = false;
 	}
+	nvcf__tasks_stop(api->tasks);
 	return NVCF_OK;
 }
 
@@ -2319,6 +2372,7 @@ void nvcf_api_free(nvcf_api *api)
 	if (api == NULL)
 		return;
 	nvcf_api_stop(api);
+	nvcf__tasks_free(api->tasks);
 	nvcf_bus_free(api->bus);
 	pthread_mutex_destroy(&api->cache_lock);
 	free(api->nats_url);

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/internal.h"
+#include "nvcf/routing.h"
 
 /* Size of the detail buffers the validators fill. */
 #define NVCF_API_DETAIL_MAX 768
@@ -54,5 +55,17 @@ nvcf_status nvcf__api_validate_patch(const char *json, size_t len,
 				     const cJSON *spec, int *min_out,
 				     int *max_out, char *detail,
 				     size_t detail_size);
+
+/*
+ * Checks one normalised deployment specification (from
+ * nvcf__api_validate_deployment()) against the clusters of @p inv with
+ * nvcf_inventory_validate_spec(): NVCF_EINVAL with @p detail naming the
+ * GPU, instance type, cluster, group, region or attribute that no
+ * cluster offers; NVCF_ENOMEM. Health and capacity are the caller's
+ * choice of inventory.
+ */
+nvcf_status nvcf__api_validate_placement(const nvcf_inventory *inv,
+					 const cJSON *spec, char *detail,
+					 size_t detail_size);
 
 #endif /* NVCF_API_INTERNAL_H */

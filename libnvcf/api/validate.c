@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nvcf/routing.h"
+
 #include "api/api_internal.h"
 
 #define NAME_RULE "must match ^[a-z0-9A-Z][a-z0-9A-Z\\-_]*$"
@@ -887,4 +889,114 @@ nvcf_status nvcf__api_validate_patch(const char *json, size_t len,
 done:
 	cJSON_Delete(req);
 	return st;
+}
+
+/* ---- placement against the cluster inventory ------------------------- */
+
+/* Collects the string entries of a spec's array member, skipping others. */
+static const char **string_list(const cJSON *spec, const char *name,
+				size_t *count)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(spec, name), *e;
+	const char **out;
+	size_t n = 0;
+
+	*count = 0;
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+		return NULL;
+	out = calloc((size_t)cJSON_GetArraySize(arr), sizeof(*out));
+	if (out == NULL)
+		return NULL;
+	cJSON_ArrayForEach(e, arr) {
+		if (cJSON_IsString(e))
+			out[n++] = e->valuestring;
+	}
+	*count = n;
+	return out;
+}
+
+/*
+ * Copies the list after @p marker in @p msg into @p out without the
+ * brackets routing puts around it; "none" when there is no list.
+ */
+static const char *after(const char *msg, const char *marker, char *out,
+			 size_t size)
+{
+	const char *p = strstr(msg, marker);
+	size_t n;
+
+	if (p == NULL)
+		return "none";
+	p += strlen(marker);
+	n = strlen(p);
+	if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+		p++;
+		n -= 2;
+	}
+	snprintf(out, size, "%.*s", (int)n, p);
+	return out;
+}
+
+nvcf_status nvcf__api_validate_placement(const nvcf_inventory *inv,
+					 const cJSON *spec, char *detail,
+					 size_t detail_size)
+{
+	nvcf_placement_spec ps = NVCF_PLACEMENT_SPEC_INIT;
+	const char **clusters, **regions, **attributes;
+	const cJSON *backend = cJSON_GetObjectItemCaseSensitive(spec,
+								"backend");
+	char err[NVCF_API_DETAIL_MAX], list[NVCF_API_DETAIL_MAX];
+	nvcf_status st;
+
+	ps.gpu = cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(spec, "gpu"));
+	ps.instance_type = cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(spec, "instanceType"));
+	ps.backend = cJSON_GetStringValue(backend);
+	clusters = string_list(spec, "clusters", &ps.clusters_count);
+	regions = string_list(spec, "regions", &ps.regions_count);
+	attributes = string_list(spec, "attributes", &ps.attributes_count);
+	ps.clusters = clusters;
+	ps.regions = regions;
+	ps.attributes = attributes;
+	ps.instance_count = 1;
+	st = nvcf_inventory_validate_spec(inv, &ps, err, sizeof(err));
+	free(clusters);
+	free(regions);
+	free(attributes);
+	if (st == NVCF_OK || st == NVCF_ENOMEM) {
+		if (st == NVCF_ENOMEM)
+			snprintf(detail, detail_size, "out of memory");
+		return st;
+	}
+	/*
+	 * The routing message leads with the field it rejects; GPU and
+	 * instance type keep the wording NVCF clients already match on.
+	 */
+	if (nvcf_inventory_count(inv) == 0)
+		snprintf(detail, detail_size,
+			 "Invalid request: no healthy cluster is registered, "
+			 "so no GPU can be deployed; start a cluster agent "
+			 "(nvca)");
+	else if (strncmp(err, "gpu:", 4) == 0)
+		snprintf(detail, detail_size,
+			 "Invalid request: gpu '%s' is not offered by any "
+			 "healthy cluster; offered GPUs: %s",
+			 ps.gpu ? ps.gpu : "",
+			 after(err, "GPUs: ", list, sizeof(list)));
+	else if (strncmp(err, "instanceType:", 13) == 0)
+		snprintf(detail, detail_size,
+			 "Invalid request: instanceType '%s' is not offered "
+			 "for gpu '%s'; offered instance types: %s",
+			 ps.instance_type ? ps.instance_type : "",
+			 ps.gpu ? ps.gpu : "",
+			 after(err, "instance types: ", list, sizeof(list)));
+	else
+		snprintf(detail, detail_size,
+			 "Invalid request: no healthy cluster offers gpu '%s' "
+			 "with instanceType '%s' within the given backend, "
+			 "clusters and regions: %s",
+			 ps.gpu ? ps.gpu : "",
+			 ps.instance_type ? ps.instance_type : "", err);
+	return nvcf__error_set(NVCF_EINVAL, "%s", detail);
 }

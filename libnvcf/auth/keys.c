@@ -19,6 +19,13 @@ static const struct {
 	{NVCF_SCOPE_INVOKE_FUNCTION, "invoke_function"},
 	{NVCF_SCOPE_QUEUE_DETAILS, "queue_details"},
 	{NVCF_SCOPE_LIST_CLUSTER_GROUPS, "list_cluster_groups"},
+	{NVCF_SCOPE_LAUNCH_TASK, "launch_task"},
+	{NVCF_SCOPE_LIST_TASKS, "list_tasks"},
+	{NVCF_SCOPE_TASK_DETAILS, "task_details"},
+	{NVCF_SCOPE_CANCEL_TASK, "cancel_task"},
+	{NVCF_SCOPE_DELETE_TASK, "delete_task"},
+	{NVCF_SCOPE_LIST_EVENTS, "list_events"},
+	{NVCF_SCOPE_LIST_RESULTS, "list_results"},
 };
 
 #define SCOPE_COUNT (sizeof(scope_names) / sizeof(scope_names[0]))
@@ -71,7 +78,10 @@ nvcf_status nvcf__scopes_parse(const char *list, uint32_t *scopes_out)
 				"unknown scope '%s': use register_function, "
 				"list_functions, deploy_function, "
 				"delete_function, invoke_function, "
-				"queue_details, list_cluster_groups or all",
+				"queue_details, list_cluster_groups, "
+				"launch_task, list_tasks, task_details, "
+				"cancel_task, delete_task, list_events, "
+				"list_results or all",
 				name);
 		scopes |= bit;
 		p += n;

@@ -19,7 +19,15 @@ typedef enum nvcf__scope {
 	NVCF_SCOPE_INVOKE_FUNCTION = 1u << 4,
 	NVCF_SCOPE_QUEUE_DETAILS = 1u << 5,
 	NVCF_SCOPE_LIST_CLUSTER_GROUPS = 1u << 6,
-	NVCF_SCOPE_ALL = (1u << 7) - 1,
+	/* NVCT task scopes */
+	NVCF_SCOPE_LAUNCH_TASK = 1u << 7,
+	NVCF_SCOPE_LIST_TASKS = 1u << 8,
+	NVCF_SCOPE_TASK_DETAILS = 1u << 9,
+	NVCF_SCOPE_CANCEL_TASK = 1u << 10,
+	NVCF_SCOPE_DELETE_TASK = 1u << 11,
+	NVCF_SCOPE_LIST_EVENTS = 1u << 12,
+	NVCF_SCOPE_LIST_RESULTS = 1u << 13,
+	NVCF_SCOPE_ALL = (1u << 14) - 1,
 } nvcf__scope;
 
 #define NVCF_KEY_PREFIX "nvapi-"

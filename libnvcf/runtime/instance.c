@@ -144,7 +144,11 @@ static unsigned int count_exits(nvcf__instance_track *t,
 	/* A restart of an exit already counted when it was seen exited. */
 	if (t->last_exited && delta > 0)
 		n--;
-	if (n > 0) {
+	/*
+	 * Seen running again after an engine restart, the container may
+	 * report exit code 0: keep the status of the exit we saw last.
+	 */
+	if (n > 0 && (exited || s->exit_code != 0 || t->last_exit_code < 0)) {
 		t->last_exit_code = s->exit_code;
 		t->last_oom = s->oom_killed;
 	}

@@ -63,3 +63,11 @@ class Client:
             if value is not None:
                 out.append(value)
         return out
+
+    def put(self, bucket, key, value):
+        """Writes a KV value (a JSON-serialisable object); returns the
+        JetStream publish acknowledgement."""
+        r = self.request("$KV.%s.%s" % (bucket, key), value)
+        if "error" in r:
+            raise RuntimeError("put %s/%s failed: %r" % (bucket, key, r))
+        return r

@@ -575,7 +575,11 @@ def test_cluster_groups_shape_and_health(stack, mn, acct):
     g = groups["fake"]
     assert uuid.UUID(g["id"])
     assert g["ncaId"] == nca
-    assert g["clusters"] == [{"id": FAKE, "name": FAKE}]
+    assert g["clusters"] == [{
+        "id": FAKE, "name": FAKE, "k8sVersion": "", "region": "local",
+        "health": "healthy", "gpus": [
+            {"name": "L40S", "capacity": 8, "allocated": 8, "available": 0},
+            {"name": "H100", "capacity": 2, "allocated": 2, "available": 0}]}]
     gpus = {x["name"]: x for x in g["gpus"]}
     assert set(gpus) == {"L40S", "H100"}
     assert gpus["L40S"]["instanceTypes"][0] == {

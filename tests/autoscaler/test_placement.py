@@ -92,6 +92,11 @@ def instances(s, vid):
         c.close()
 
 
+def free_gpus(s, cluster_id):
+    rec = cluster_records(s)[cluster_id]
+    return sum(g["capacity"] - g["allocated"] for g in rec["gpus"])
+
+
 def running_by_cluster(s, vid):
     out = {}
     for r in instances(s, vid):
@@ -149,18 +154,30 @@ def test_split_follows_routing(stack):
 
 
 def test_refusal_moves_work_to_next_cluster(stack):
-    # The inventory claims east-a has 8 free GPUs; its agent has 2.
-    rec = cluster_records(stack)["east-a"]
-    for g in rec["gpus"]:
-        g["capacity"] = 8
-        g["allocated"] = 0
-    c = kv(stack)
+    wait_for(lambda: free_gpus(stack, "east-a") == 2, timeout=20,
+             what="east-a idle")
+    # The agent of east-a sleeps while the inventory claims it has 8 free
+    # GPUs, so that no heartbeat corrects the claim before the order.
+    agent = stack.procs["nvca-east-a"]
+    os.kill(agent.pid, signal.SIGSTOP)
     try:
-        c.request("$KV.nvcf_clusters.east-a", rec)
+        rec = cluster_records(stack)["east-a"]
+        for g in rec["gpus"]:
+            g["capacity"] = 8
+            g["allocated"] = 0
+            g["available"] = 8
+        c = kv(stack)
+        try:
+            c.request("$KV.nvcf_clusters.east-a", rec)
+        finally:
+            c.close()
+        fn = deploy(stack, "refused", count=3,
+                    clusters=["east-a", "east-b"])
+        wait_for(lambda: "ordered 3 instance(s) on cluster east-a" in
+                 stack.log("autoscaler"), timeout=10,
+                 what="three instances ordered on east-a")
     finally:
-        c.close()
-    fn = deploy(stack, "refused", count=3,
-                clusters=["east-a", "east-b"])
+        os.kill(agent.pid, signal.SIGCONT)
     got = wait_for(lambda: (lambda m: m if sum(m.values()) == 3 else None)(
         running_by_cluster(stack, fn["versionId"])), timeout=40,
         what="three instances running")

@@ -1,0 +1,3 @@
+module github.com/libnvcf/nvcf-go
+
+go 1.19
