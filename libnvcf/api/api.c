@@ -724,10 +724,33 @@ static const char *next_status(const char *cur, int min, int ready,
 	return cur;
 }
 
-static cJSON *health_info(const cJSON *instances)
+/*
+ * healthInfo of a deployment: its errored instances, then the instances
+ * a cluster refused, as the autoscaler notes them in its placements.
+ */
+static cJSON *health_info(const cJSON *instances, const cJSON *placements)
 {
 	cJSON *arr = NULL;
-	const cJSON *i;
+	const cJSON *i, *p;
+
+	cJSON_ArrayForEach(p, placements) {
+		cJSON *h;
+
+		if (jstr(p, "error") == NULL)
+			continue;
+		if (arr == NULL && (arr = cJSON_CreateArray()) == NULL)
+			return NULL;
+		if ((h = cJSON_CreateObject()) == NULL)
+			break;
+		cJSON_AddItemToArray(arr, h);
+		if (jstr(p, "icmsRequestId"))
+			cJSON_AddStringToObject(h, "icmsRequestId",
+						jstr(p, "icmsRequestId"));
+		if (jstr(p, "clusterId"))
+			cJSON_AddStringToObject(h, "backend",
+						jstr(p, "clusterId"));
+		cJSON_AddStringToObject(h, "error", jstr(p, "error"));
+	}
 
 	cJSON_ArrayForEach(i, instances) {
 		const char *s = jstr(i, "instanceStatus");
@@ -797,7 +820,8 @@ static void recompute(nvcf_api *api, const char *nca, const char *fid,
 		cur = cur ? cur : "DEPLOYING";
 		next = next_status(cur, spec_min_sum(dep), ready, errored,
 				   live);
-		hi = health_info(inst);
+		hi = health_info(inst, cJSON_GetObjectItemCaseSensitive(
+						     dep, "placements"));
 		cJSON_Delete(inst);
 		old_hi = cJSON_GetObjectItemCaseSensitive(dep, "healthInfo");
 		a = old_hi ? cJSON_PrintUnformatted(old_hi) : NULL;

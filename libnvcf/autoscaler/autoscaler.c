@@ -711,6 +711,54 @@ static nvcf_status record_placement(nvcf_autoscaler *as, const char *key,
 			       "while recording a placement", key);
 }
 
+/*
+ * Marks the placement of order @p icms with what its cluster refused, so
+ * that the API shows it in the deployment's healthInfo.
+ */
+static void note_refusal(nvcf_autoscaler *as, const char *key,
+			 const char *icms, const char *cluster, int refused,
+			 const char *err)
+{
+	for (int t = 0; t < 5; t++) {
+		char *json = NULL, *out, text[768];
+		size_t len = 0;
+		uint64_t rev = 0;
+		cJSON *dep, *p, *hit = NULL;
+		nvcf_status st;
+
+		if (nvcf_bus_kv_get(as->bus, NVCF_BUCKET_DEPLOYMENTS, key, &json,
+				    &len, &rev) != NVCF_OK)
+			return;
+		dep = cJSON_ParseWithLength(json, len);
+		nvcf_free(json);
+		cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(
+					      dep, "placements")) {
+			if (jstr(p, "icmsRequestId") &&
+			    strcmp(jstr(p, "icmsRequestId"), icms) == 0)
+				hit = p;
+		}
+		if (hit == NULL) {
+			cJSON_Delete(dep);
+			return;
+		}
+		snprintf(text, sizeof(text), "cluster %s refused %d "
+			 "instance(s): %s", cluster, refused, err);
+		cJSON_DeleteItemFromObjectCaseSensitive(hit, "refused");
+		cJSON_DeleteItemFromObjectCaseSensitive(hit, "error");
+		cJSON_AddNumberToObject(hit, "refused", refused);
+		cJSON_AddStringToObject(hit, "error", text);
+		out = cJSON_PrintUnformatted(dep);
+		cJSON_Delete(dep);
+		if (out == NULL)
+			return;
+		st = nvcf_bus_kv_update(as->bus, NVCF_BUCKET_DEPLOYMENTS, key,
+					out, strlen(out), rev, NULL);
+		free(out);
+		if (st != NVCF_ECONFLICT)
+			return;
+	}
+}
+
 /* ---- one evaluation -------------------------------------------------- */
 
 /* Sums of the specifications' bounds; parameters from the first spec. */
@@ -1071,12 +1119,14 @@ static void check_orders(nvcf_autoscaler *as, const char *vid)
 {
 	order_note todo[ORDERS_MAX];
 	int seen[ORDERS_MAX];
+	char key[160] = "";
 	size_t n = 0;
 	int64_t now = mono_ms();
 	version *v;
 
 	pthread_mutex_lock(&as->lock);
 	if ((v = version_get(as, vid, false)) != NULL) {
+		copy(key, sizeof(key), v->key);
 		for (unsigned int k = 0; k < ORDERS_MAX; k++) {
 			order_note *o = &v->orders[k];
 			int got;
@@ -1142,6 +1192,8 @@ static void check_orders(nvcf_autoscaler *as, const char *vid)
 		}
 		pthread_mutex_unlock(&as->lock);
 		if (refused > 0) {
+			note_refusal(as, key, o->icms, o->cluster, refused,
+				     err);
 			atomic_fetch_add(&as->n_refused, (unsigned)refused);
 			nvcf_log_warn(SUB, "version %s: cluster %s refused %d "
 				      "instance(s) of order %s (%s); placing "

@@ -185,6 +185,17 @@ def test_refusal_moves_work_to_next_cluster(stack):
     log = stack.log("autoscaler")
     assert "cluster east-a refused 1 instance(s)" in log
     assert "insufficient capacity" in log
+
+    def refusal_shown():
+        dep = http("GET", "%s/v2/nvcf/deployments/functions/%s/versions/%s"
+                   % (stack.api_url, fn["id"], fn["versionId"]),
+                   key=stack.admin_key).json()["deployment"]
+        return [h for h in dep.get("healthInfo") or []
+                if "cluster east-a refused 1 instance(s)" in h["error"]]
+    shown = wait_for(refusal_shown, timeout=10,
+                     what="the refusal in healthInfo")
+    assert shown[0]["backend"] == "east-a"
+    assert "insufficient capacity" in shown[0]["error"]
     undeploy(stack, fn)
 
 
@@ -235,3 +246,30 @@ def test_dead_cluster_is_replaced(stack):
         stack.api_url, fid, vid), key=stack.admin_key).json()["deployment"]
     assert any("east-b" in (h.get("error") or "")
                for h in dep.get("healthInfo") or []), dep
+
+
+def test_agent_restart_duplicates_nothing(stack):
+    fn = deploy(stack, "steady", count=2, regions=["us-west"])
+    vid = fn["versionId"]
+    wait_for(lambda: running_by_cluster(stack, vid) == {"west": 2},
+             timeout=30, what="two instances on west")
+    before = {r["instanceId"]: r["pid"] for r in instances(stack, vid)}
+
+    def west_allocated():
+        return {g["name"]: g["allocated"]
+                for g in cluster_records(stack)["west"]["gpus"]}
+    wait_for(lambda: west_allocated() == {"L40S": 2, "H100": 0},
+             timeout=15, what="west reporting two L40S in use")
+    stack.kill("nvca-west", signal.SIGKILL)
+    stack.start_daemon("nvca-west")
+    # Long enough for a reconcile pass, an autoscaler tick and a heartbeat.
+    time.sleep(6)
+    after = {r["instanceId"]: r for r in instances(stack, vid)}
+    assert set(after) == set(before)
+    for iid, pid in before.items():
+        assert after[iid]["instanceStatus"] == "RUNNING"
+        assert after[iid]["pid"] == pid
+    assert west_allocated() == {"L40S": 2, "H100": 0}
+    r = invoke(stack, fn["id"], {"again": 1})
+    assert r.status == 200, r
+    undeploy(stack, fn)
