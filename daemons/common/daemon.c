@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "nvcf/version.h"
 
 static const char *log_name = "nvcf";
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -116,4 +117,110 @@ bool daemon_listen_parse(const char *text, char host_out[64],
 	host_out[colon - text] = '\0';
 	*port_out = (uint16_t)port;
 	return true;
+}
+
+bool daemon_parse_num(const char *text, long long lo, long long hi,
+		      long long *out)
+{
+	char *end;
+	long long v = strtoll(text, &end, 10);
+
+	if (*text == '\0' || *end != '\0' || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool daemon_parse_ms(const char *text, int64_t *out)
+{
+	long long v;
+
+	if (!daemon_parse_num(text, 1, DAEMON_MS_MAX, &v))
+		return false;
+	*out = v;
+	return true;
+}
+
+bool daemon_flag_ms(const char *prog, const char *flag, const char *text,
+		    int64_t *out)
+{
+	if (daemon_parse_ms(text, out))
+		return true;
+	fprintf(stderr, "%s: invalid %s '%s': use milliseconds from 1 to "
+		"86400000\n", prog, flag, text);
+	return false;
+}
+
+bool daemon_flag_log_level(const char *prog, const char *text,
+			   nvcf_log_level_t *out)
+{
+	if (daemon_log_level_parse(text, out))
+		return true;
+	fprintf(stderr, "%s: --log-level '%s' is unknown: use error, warn, "
+		"info, debug or trace\n", prog, text);
+	return false;
+}
+
+bool daemon_flag_listen(const char *prog, const char *text,
+			char host_out[64], uint16_t *port_out)
+{
+	if (daemon_listen_parse(text, host_out, port_out))
+		return true;
+	fprintf(stderr, "%s: --listen '%s' is not HOST:PORT\n", prog, text);
+	return false;
+}
+
+void daemon_print_version(const char *prog)
+{
+	printf("%s %s\n", prog, nvcf_version_string());
+}
+
+bool daemon_port_file_publish(const char *prog, const char *path,
+			      uint16_t port)
+{
+	if (path == NULL || daemon_port_file_write(path, port) == 0)
+		return true;
+	fprintf(stderr, "%s: cannot write the port file '%s'\n", prog, path);
+	return false;
+}
+
+int daemon_wait_stop(const char *prog)
+{
+	int sig = daemon_signals_wait();
+
+	fprintf(stderr, "%s: signal %d, stopping\n", prog, sig);
+	return sig;
+}
+
+static void status_handler(nvcf__http_req *req, void *userdata)
+{
+	daemon_status *status = userdata;
+	const char *path = nvcf__http_path(req);
+	char *text = NULL;
+
+	if (strcmp(path, "/health") == 0) {
+		nvcf__http_send_json(req, 200, "{\"status\":\"ok\"}");
+	} else if (strcmp(path, "/metrics") == 0 &&
+		   status->metrics(status->obj, &text) == NVCF_OK) {
+		nvcf__http_send(req, 200,
+				nvcf__http_response("text/plain; "
+						    "version=0.0.4", text,
+						    strlen(text)));
+		nvcf_free(text);
+	} else {
+		nvcf__http_send_problem(req, 404, NULL, "no route for %s",
+					path);
+	}
+}
+
+nvcf_status daemon_status_serve(nvcf__http_server **out, const char *host,
+				uint16_t port, daemon_status *status)
+{
+	nvcf__http_config cfg = {0};
+
+	cfg.bind_address = host;
+	cfg.port = port;
+	cfg.handler = status_handler;
+	cfg.userdata = status;
+	return nvcf__http_server_new(out, &cfg);
 }

@@ -16,7 +16,8 @@
 #include "http/http.h"
 #include "nvcf/agent.h"
 #include "nvcf/bus.h"
-#include "nvcf/version.h"
+
+#define NAME "nvca"
 
 static void usage(FILE *out)
 {
@@ -36,10 +37,17 @@ static void usage(FILE *out)
 	      "  --grace-ms MS       SIGTERM to SIGKILL delay (default 10000)\n"
 	      "  --reconcile-ms MS   ICMSRequest reconcile tick (default "
 	      "1000)\n"
+	      "  --heartbeat-ms MS   how often the cluster record is "
+	      "rewritten\n"
+	      "                      (default 5000)\n"
 	      "  --failed-retention-ms MS  how long a failed ICMSRequest "
 	      "stays\n"
 	      "                      in KV before it is deleted (default "
 	      "3600000)\n"
+	      "  --docker-socket PATH  Docker Engine API socket (Docker or "
+	      "`podman system\n"
+	      "                      service`): run non-file:// images as "
+	      "containers\n"
 	      "  --listen HOST:PORT  /health and /metrics (default "
 	      "127.0.0.1:0)\n"
 	      "  --port-file PATH    file that receives the bound port\n"
@@ -47,25 +55,9 @@ static void usage(FILE *out)
 	      "  --help, --version\n", out);
 }
 
-static void handler(nvcf__http_req *req, void *userdata)
+static nvcf_status metrics(void *obj, char **text_out)
 {
-	nvcf_agent *agent = userdata;
-	const char *path = nvcf__http_path(req);
-	char *text = NULL;
-
-	if (strcmp(path, "/health") == 0) {
-		nvcf__http_send_json(req, 200, "{\"status\":\"ok\"}");
-	} else if (strcmp(path, "/metrics") == 0 &&
-		   nvcf_agent_metrics(agent, &text) == NVCF_OK) {
-		nvcf__http_send(req, 200,
-				nvcf__http_response("text/plain; "
-						    "version=0.0.4", text,
-						    strlen(text)));
-		nvcf_free(text);
-	} else {
-		nvcf__http_send_problem(req, 404, NULL, "no route for %s",
-					path);
-	}
+	return nvcf_agent_metrics(obj, text_out);
 }
 
 /* The default worker is the nvcf-worker beside this executable. */
@@ -84,17 +76,6 @@ static char *default_worker(void)
 	return nvcf__asprintf("%snvcf-worker", slash ? self : "");
 }
 
-static bool parse_ms(const char *text, int64_t *out)
-{
-	char *end;
-	long long v = strtoll(text, &end, 10);
-
-	if (*text == '\0' || *end != '\0' || v < 1 || v > 86400000)
-		return false;
-	*out = v;
-	return true;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -106,7 +87,9 @@ int main(int argc, char **argv)
 		{"start-timeout-ms", required_argument, NULL, 'T'},
 		{"grace-ms", required_argument, NULL, 'g'},
 		{"reconcile-ms", required_argument, NULL, 'R'},
+		{"heartbeat-ms", required_argument, NULL, 'H'},
 		{"failed-retention-ms", required_argument, NULL, 'F'},
+		{"docker-socket", required_argument, NULL, 'D'},
 		{"listen", required_argument, NULL, 'L'},
 		{"port-file", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, 'l'},
@@ -115,7 +98,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	nvcf_agent_options aopts = NVCF_AGENT_OPTIONS_INIT;
 	nvcf_bus_options bopts = NVCF_BUS_OPTIONS_INIT;
-	nvcf__http_config hcfg = {0};
+	daemon_status status = {metrics, NULL};
 	nvcf_log_level_t level = NVCF_LOG_INFO;
 	const char *listen = "127.0.0.1:0", *port_file = NULL;
 	const char *level_name = "info";
@@ -144,28 +127,32 @@ int main(int argc, char **argv)
 			aopts.worker_path = optarg;
 			break;
 		case 'T':
-		case 'g':
-			if (!parse_ms(optarg, opt == 'T' ?
-				      &aopts.start_timeout_ms :
-				      &aopts.grace_ms)) {
-				fprintf(stderr, "nvca: invalid %s '%s': use "
-					"milliseconds from 1 to 86400000\n",
-					opt == 'T' ? "--start-timeout-ms" :
-					"--grace-ms", optarg);
+			if (!daemon_flag_ms(NAME, "--start-timeout-ms", optarg,
+					    &aopts.start_timeout_ms))
 				return 2;
-			}
+			break;
+		case 'g':
+			if (!daemon_flag_ms(NAME, "--grace-ms", optarg,
+					    &aopts.grace_ms))
+				return 2;
 			break;
 		case 'R':
-		case 'F':
-			if (!parse_ms(optarg, opt == 'R' ?
-				      &aopts.reconcile_ms :
-				      &aopts.failed_retention_ms)) {
-				fprintf(stderr, "nvca: invalid %s '%s': use "
-					"milliseconds from 1 to 86400000\n",
-					opt == 'R' ? "--reconcile-ms" :
-					"--failed-retention-ms", optarg);
+			if (!daemon_flag_ms(NAME, "--reconcile-ms", optarg,
+					    &aopts.reconcile_ms))
 				return 2;
-			}
+			break;
+		case 'F':
+			if (!daemon_flag_ms(NAME, "--failed-retention-ms",
+					    optarg, &aopts.failed_retention_ms))
+				return 2;
+			break;
+		case 'H':
+			if (!daemon_flag_ms(NAME, "--heartbeat-ms", optarg,
+					    &aopts.heartbeat_ms))
+				return 2;
+			break;
+		case 'D':
+			aopts.docker_socket = optarg;
 			break;
 		case 'L':
 			listen = optarg;
@@ -175,7 +162,7 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			if (!daemon_log_level_parse(optarg, &level)) {
-				fprintf(stderr, "nvca: invalid --log-level "
+				fprintf(stderr, NAME ": invalid --log-level "
 					"'%s': use error, warn, info, debug "
 					"or trace\n", optarg);
 				return 2;
@@ -186,7 +173,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("nvca %s\n", nvcf_version_string());
+			daemon_print_version(NAME);
 			return 0;
 		default:
 			usage(stderr);
@@ -194,12 +181,12 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc || aopts.config_path == NULL) {
-		fprintf(stderr, "nvca: --config FILE is required\n");
+		fprintf(stderr, NAME ": --config FILE is required\n");
 		usage(stderr);
 		return 2;
 	}
 	if (!daemon_listen_parse(listen, host, &port)) {
-		fprintf(stderr, "nvca: invalid --listen '%s': use HOST:PORT\n",
+		fprintf(stderr, NAME ": invalid --listen '%s': use HOST:PORT\n",
 			listen);
 		return 2;
 	}
@@ -209,36 +196,33 @@ int main(int argc, char **argv)
 	}
 	aopts.worker_log_level = level_name;
 
-	daemon_log_init("nvca", level);
+	daemon_log_init(NAME, level);
 	daemon_signals_block();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	bopts.name = "nvca";
+	bopts.name = NAME;
 	if (nvcf_bus_new(&bus, &bopts) != NVCF_OK)
 		goto fail;
 	aopts.bus = bus;
 	if (nvcf_agent_new(&agent, &aopts) != NVCF_OK)
 		goto fail;
-	hcfg.bind_address = host;
-	hcfg.port = port;
-	hcfg.handler = handler;
-	hcfg.userdata = agent;
-	if (nvcf__http_server_new(&http, &hcfg) != NVCF_OK)
+	status.obj = agent;
+	if (daemon_status_serve(&http, host, port, &status) != NVCF_OK)
 		goto fail;
 	if (port_file != NULL &&
 	    daemon_port_file_write(port_file,
 				   nvcf__http_server_port(http)) != 0) {
-		fprintf(stderr, "nvca: cannot write port file '%s'\n",
+		fprintf(stderr, NAME ": cannot write port file '%s'\n",
 			port_file);
 		goto out;
 	}
-	fprintf(stderr, "nvca: listening on %s:%u\n", host,
+	fprintf(stderr, NAME ": listening on %s:%u\n", host,
 		(unsigned int)nvcf__http_server_port(http));
 	sig = daemon_signals_wait();
-	fprintf(stderr, "nvca: signal %d: stopping\n", sig);
+	fprintf(stderr, NAME ": signal %d: stopping\n", sig);
 	rc = 0;
 	goto out;
 fail:
-	fprintf(stderr, "nvca: %s\n", nvcf_error_last()->message);
+	fprintf(stderr, NAME ": %s\n", nvcf_error_last()->message);
 out:
 	nvcf__http_server_free(http);
 	nvcf_agent_free(agent);

@@ -5,12 +5,9 @@
  */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "daemon.h"
 #include "nvcf/api.h"
-#include "nvcf/version.h"
 
 #define NAME "nvcf-api"
 
@@ -49,17 +46,11 @@ static void usage(FILE *out)
 static bool parse_num(const char *flag, const char *text, long long lo,
 		      long long hi, long long *out)
 {
-	char *end;
-	long long n = strtoll(text, &end, 10);
-
-	if (*text == '\0' || *end != '\0' || n < lo || n > hi) {
-		fprintf(stderr,
-			NAME ": %s '%s' is not a number from %lld to %lld\n",
-			flag, text, lo, hi);
-		return false;
-	}
-	*out = n;
-	return true;
+	if (daemon_parse_num(text, lo, hi, out))
+		return true;
+	fprintf(stderr, NAME ": %s '%s' is not a number from %lld to %lld\n",
+		flag, text, lo, hi);
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -138,20 +129,14 @@ int main(int argc, char **argv)
 			opts.external_scaling = true;
 			break;
 		case 'L':
-			if (!daemon_log_level_parse(optarg, &level)) {
-				fprintf(stderr,
-					NAME ": --log-level '%s' is unknown: "
-					     "use error, warn, info, debug or "
-					     "trace\n",
-					optarg);
+			if (!daemon_flag_log_level(NAME, optarg, &level))
 				return 2;
-			}
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf(NAME " %s\n", nvcf_version_string());
+			daemon_print_version(NAME);
 			return 0;
 		default:
 			usage(stderr);
@@ -164,11 +149,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!daemon_listen_parse(listen, host, &port)) {
-		fprintf(stderr, NAME ": --listen '%s' is not HOST:PORT\n",
-			listen);
+	if (!daemon_flag_listen(NAME, listen, host, &port))
 		return 2;
-	}
 	opts.listen_address = host;
 	opts.port = port;
 
@@ -183,17 +165,13 @@ int main(int argc, char **argv)
 		nvcf_api_free(api);
 		return 1;
 	}
-	if (port_file != NULL &&
-	    daemon_port_file_write(port_file, nvcf_api_port(api)) != 0) {
-		fprintf(stderr, NAME ": cannot write the port file '%s'\n",
-			port_file);
+	if (!daemon_port_file_publish(NAME, port_file, nvcf_api_port(api))) {
 		nvcf_api_free(api);
 		return 1;
 	}
 	fprintf(stderr, NAME ": started on %s:%u\n", host,
 		(unsigned int)nvcf_api_port(api));
-	c = daemon_signals_wait();
-	fprintf(stderr, NAME ": signal %d, stopping\n", c);
+	daemon_wait_stop(NAME);
 	nvcf_api_free(api);
 	fprintf(stderr, NAME ": stopped\n");
 	return 0;

@@ -6,14 +6,11 @@
  */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "daemon.h"
 #include "http/http.h"
 #include "nvcf/autoscaler.h"
 #include "nvcf/bus.h"
-#include "nvcf/version.h"
 
 #define NAME "nvcf-autoscaler"
 
@@ -51,39 +48,18 @@ static void usage(FILE *out)
 	      "  --help, --version\n", out);
 }
 
-static void handler(nvcf__http_req *req, void *userdata)
+static nvcf_status metrics(void *obj, char **text_out)
 {
-	nvcf_autoscaler *as = userdata;
-	const char *path = nvcf__http_path(req);
-	char *text = NULL;
-
-	if (strcmp(path, "/health") == 0) {
-		nvcf__http_send_json(req, 200, "{\"status\":\"ok\"}");
-	} else if (strcmp(path, "/metrics") == 0 &&
-		   nvcf_autoscaler_metrics(as, &text) == NVCF_OK) {
-		nvcf__http_send(req, 200,
-				nvcf__http_response("text/plain; "
-						    "version=0.0.4", text,
-						    strlen(text)));
-		nvcf_free(text);
-	} else {
-		nvcf__http_send_problem(req, 404, NULL, "no route for %s",
-					path);
-	}
+	return nvcf_autoscaler_metrics(obj, text_out);
 }
 
 static bool parse_ms(const char *flag, const char *text, int64_t *out)
 {
-	char *end;
-	long long v = strtoll(text, &end, 10);
-
-	if (*text == '\0' || *end != '\0' || v < 1 || v > 86400000) {
-		fprintf(stderr, NAME ": %s '%s' is not a number of "
-			"milliseconds from 1 to 86400000\n", flag, text);
-		return false;
-	}
-	*out = v;
-	return true;
+	if (daemon_parse_ms(text, out))
+		return true;
+	fprintf(stderr, NAME ": %s '%s' is not a number of "
+		"milliseconds from 1 to 86400000\n", flag, text);
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -106,7 +82,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	nvcf_autoscaler_options aopts = NVCF_AUTOSCALER_OPTIONS_INIT;
 	nvcf_bus_options bopts = NVCF_BUS_OPTIONS_INIT;
-	nvcf__http_config hcfg = {0};
+	daemon_status status = {metrics, NULL};
 	nvcf_log_level_t level = NVCF_LOG_INFO;
 	const char *listen = "127.0.0.1:0", *port_file = NULL;
 	nvcf__http_server *http = NULL;
@@ -114,7 +90,7 @@ int main(int argc, char **argv)
 	nvcf_bus *bus = NULL;
 	char host[64];
 	uint16_t port;
-	int opt, sig, rc = 1;
+	int opt, rc = 1;
 
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -162,18 +138,14 @@ int main(int argc, char **argv)
 			port_file = optarg;
 			break;
 		case 'l':
-			if (!daemon_log_level_parse(optarg, &level)) {
-				fprintf(stderr, NAME ": --log-level '%s' is "
-					"unknown: use error, warn, info, debug "
-					"or trace\n", optarg);
+			if (!daemon_flag_log_level(NAME, optarg, &level))
 				return 2;
-			}
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf(NAME " %s\n", nvcf_version_string());
+			daemon_print_version(NAME);
 			return 0;
 		default:
 			usage(stderr);
@@ -186,11 +158,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!daemon_listen_parse(listen, host, &port)) {
-		fprintf(stderr, NAME ": --listen '%s' is not HOST:PORT\n",
-			listen);
+	if (!daemon_flag_listen(NAME, listen, host, &port))
 		return 2;
-	}
 	daemon_log_init(NAME, level);
 	daemon_signals_block();
 	bopts.name = NAME;
@@ -200,24 +169,16 @@ int main(int argc, char **argv)
 	if (nvcf_autoscaler_new(&as, &aopts) != NVCF_OK ||
 	    nvcf_autoscaler_start(as) != NVCF_OK)
 		goto fail;
-	hcfg.bind_address = host;
-	hcfg.port = port;
-	hcfg.handler = handler;
-	hcfg.userdata = as;
-	if (nvcf__http_server_new(&http, &hcfg) != NVCF_OK)
+	status.obj = as;
+	if (daemon_status_serve(&http, host, port, &status) != NVCF_OK)
 		goto fail;
-	if (port_file != NULL &&
-	    daemon_port_file_write(port_file,
-				   nvcf__http_server_port(http)) != 0) {
-		fprintf(stderr, NAME ": cannot write the port file '%s'\n",
-			port_file);
+	if (!daemon_port_file_publish(NAME, port_file,
+				      nvcf__http_server_port(http)))
 		goto out;
-	}
 	fprintf(stderr, NAME ": replica %s listening on %s:%u\n",
 		nvcf_autoscaler_replica_id(as), host,
 		(unsigned int)nvcf__http_server_port(http));
-	sig = daemon_signals_wait();
-	fprintf(stderr, NAME ": signal %d, stopping\n", sig);
+	daemon_wait_stop(NAME);
 	rc = 0;
 	goto out;
 fail:

@@ -5,12 +5,11 @@
  */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "daemon.h"
 #include "nvcf/gateway.h"
-#include "nvcf/version.h"
+
+#define NAME "nvcf-invocation"
 
 static void usage(FILE *out)
 {
@@ -56,8 +55,7 @@ int main(int argc, char **argv)
 	char host[64];
 	uint16_t port;
 	nvcf_status st;
-	char *end;
-	long n;
+	long long n;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -72,10 +70,8 @@ int main(int argc, char **argv)
 			port_file = optarg;
 			break;
 		case 't':
-			n = strtol(optarg, &end, 10);
-			if (*end != '\0' || n < 1 || n > 1024) {
-				fprintf(stderr,
-					"nvcf-invocation: --threads '%s' is "
+			if (!daemon_parse_num(optarg, 1, 1024, &n)) {
+				fprintf(stderr, NAME ": --threads '%s' is "
 					"not a number from 1 to 1024\n",
 					optarg);
 				return 2;
@@ -86,20 +82,14 @@ int main(int argc, char **argv)
 			opts.region = optarg;
 			break;
 		case 'L':
-			if (!daemon_log_level_parse(optarg, &level)) {
-				fprintf(stderr,
-					"nvcf-invocation: --log-level '%s' is "
-					"unknown: use error, warn, info, "
-					"debug or trace\n",
-					optarg);
+			if (!daemon_flag_log_level(NAME, optarg, &level))
 				return 2;
-			}
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("nvcf-invocation %s\n", nvcf_version_string());
+			daemon_print_version(NAME);
 			return 0;
 		default:
 			usage(stderr);
@@ -107,42 +97,34 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "nvcf-invocation: unexpected argument '%s': "
+		fprintf(stderr, NAME ": unexpected argument '%s': "
 			"every option starts with --\n",
 			argv[optind]);
 		usage(stderr);
 		return 2;
 	}
-	if (!daemon_listen_parse(listen, host, &port)) {
-		fprintf(stderr,
-			"nvcf-invocation: --listen '%s' is not HOST:PORT\n",
-			listen);
+	if (!daemon_flag_listen(NAME, listen, host, &port))
 		return 2;
-	}
 	opts.listen_address = host;
 	opts.port = port;
 
-	daemon_log_init("nvcf-invocation", level);
+	daemon_log_init(NAME, level);
 	daemon_signals_block();
 	st = nvcf_gateway_new(&gw, &opts);
 	if (st == NVCF_OK)
 		st = nvcf_gateway_start(gw);
 	if (st != NVCF_OK) {
-		fprintf(stderr, "nvcf-invocation: %s\n",
+		fprintf(stderr, NAME ": %s\n",
 			nvcf_error_last()->message);
 		nvcf_gateway_free(gw);
 		return 1;
 	}
-	if (port_file != NULL &&
-	    daemon_port_file_write(port_file, nvcf_gateway_port(gw)) != 0) {
-		fprintf(stderr,
-			"nvcf-invocation: cannot write the port file '%s'\n",
-			port_file);
+	if (!daemon_port_file_publish(NAME, port_file,
+				      nvcf_gateway_port(gw))) {
 		nvcf_gateway_free(gw);
 		return 1;
 	}
-	c = daemon_signals_wait();
-	fprintf(stderr, "nvcf-invocation: signal %d, stopping\n", c);
+	daemon_wait_stop(NAME);
 	nvcf_gateway_free(gw);
 	return 0;
 }

@@ -12,8 +12,9 @@
 
 #include "daemon.h"
 #include "nvcf/bus.h"
-#include "nvcf/version.h"
 #include "nvcf/worker.h"
+
+#define NAME "nvcf-worker"
 
 static void usage(FILE *out)
 {
@@ -46,18 +47,6 @@ static void usage(FILE *out)
 		"  --log-level LEVEL     error, warn, info, debug or trace\n"
 		"  --help, --version\n",
 		NVCF_WORKER_MAX_CONCURRENCY);
-}
-
-static bool parse_int(const char *text, long long min, long long max,
-		      long long *out)
-{
-	char *end;
-	long long v = strtoll(text, &end, 10);
-
-	if (*text == '\0' || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 int main(int argc, char **argv)
@@ -103,9 +92,10 @@ int main(int argc, char **argv)
 		case 'r': wopts.region = optarg; break;
 		case 'Q': bopts.region = optarg; break;
 		case 'c':
-			if (!parse_int(optarg, 1, NVCF_WORKER_MAX_CONCURRENCY,
-				       &v)) {
-				fprintf(stderr, "nvcf-worker: invalid "
+			if (!daemon_parse_num(optarg, 1,
+					      NVCF_WORKER_MAX_CONCURRENCY,
+					      &v)) {
+				fprintf(stderr, NAME ": invalid "
 					"--concurrency '%s': use 1 to %d\n",
 					optarg, NVCF_WORKER_MAX_CONCURRENCY);
 				return 2;
@@ -113,29 +103,25 @@ int main(int argc, char **argv)
 			wopts.concurrency = (int)v;
 			break;
 		case 'w':
-		case 'g':
-			if (!parse_int(optarg, 1, 86400000, &v)) {
-				fprintf(stderr, "nvcf-worker: invalid %s '%s': "
-					"use milliseconds from 1 to 86400000\n",
-					opt == 'w' ? "--ack-wait-ms" :
-					"--grace-ms", optarg);
+			if (!daemon_flag_ms(NAME, "--ack-wait-ms", optarg,
+					    &wopts.ack_wait_ms))
 				return 2;
-			}
-			if (opt == 'w')
-				wopts.ack_wait_ms = v;
-			else
-				wopts.grace_ms = v;
+			break;
+		case 'g':
+			if (!daemon_flag_ms(NAME, "--grace-ms", optarg,
+					    &wopts.grace_ms))
+				return 2;
 			break;
 		case 'l':
 			if (!daemon_log_level_parse(optarg, &level)) {
-				fprintf(stderr, "nvcf-worker: invalid "
+				fprintf(stderr, NAME ": invalid "
 					"--log-level '%s': use error, warn, "
 					"info, debug or trace\n", optarg);
 				return 2;
 			}
 			break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("nvcf-worker %s\n", nvcf_version_string());
+		case 'V': daemon_print_version(NAME);
 			return 0;
 		default: usage(stderr); return 2;
 		}
@@ -143,30 +129,30 @@ int main(int argc, char **argv)
 	if (optind < argc || wopts.function_id == NULL ||
 	    wopts.version_id == NULL || wopts.instance_id == NULL ||
 	    wopts.function_url == NULL) {
-		fprintf(stderr, "nvcf-worker: --function-id, --version-id, "
+		fprintf(stderr, NAME ": --function-id, --version-id, "
 			"--instance-id and --function-url are required\n");
 		usage(stderr);
 		return 2;
 	}
 
-	daemon_log_init("nvcf-worker", level);
+	daemon_log_init(NAME, level);
 	daemon_signals_block();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	bopts.name = "nvcf-worker";
+	bopts.name = NAME;
 	if (nvcf_bus_new(&bus, &bopts) != NVCF_OK) {
-		fprintf(stderr, "nvcf-worker: %s\n",
+		fprintf(stderr, NAME ": %s\n",
 			nvcf_error_last()->message);
 		return 1;
 	}
 	wopts.bus = bus;
 	if (nvcf_worker_new(&worker, &wopts) != NVCF_OK) {
-		fprintf(stderr, "nvcf-worker: %s\n",
+		fprintf(stderr, NAME ": %s\n",
 			nvcf_error_last()->message);
 		nvcf_bus_free(bus);
 		return 1;
 	}
 	sig = daemon_signals_wait();
-	fprintf(stderr, "nvcf-worker: signal %d: stopping\n", sig);
+	fprintf(stderr, NAME ": signal %d: stopping\n", sig);
 	nvcf_worker_stop(worker);
 	nvcf_worker_free(worker);
 	nvcf_bus_free(bus);

@@ -47,6 +47,7 @@ typedef struct up_opts {
 	const char *backend;
 	const char *log_level;
 	long nats_port;
+	const char *docker_socket; /* handed to nvca */
 } up_opts;
 
 static void state_path(char *out, size_t n, const char *dir,
@@ -416,6 +417,10 @@ static pid_t start_daemon(const up_opts *o, int p, const char *nats_url,
 			argv[n++] = "--worker";
 			argv[n++] = worker;
 		}
+		if (o->docker_socket != NULL) {
+			argv[n++] = "--docker-socket";
+			argv[n++] = (char *)o->docker_socket;
+		}
 	}
 	argv[n] = NULL;
 	pid = spawn_detached(argv, log_path);
@@ -544,7 +549,8 @@ static bool create_admin_key(const char *nats_url, char key[64])
 static int usage_up(FILE *out)
 {
 	fputs("usage: nvcf up --state-dir DIR [--nats-port P] [--backend FILE]"
-	      " [--log-level L]\n\n"
+	      " [--log-level L]\n"
+	      "               [--docker-socket PATH]\n\n"
 	      "Starts a local stack in the background: nats-server with "
 	      "JetStream, nvcf-api,\nnvcf-invocation, nvca and nvcf-autoscaler. "
 	      "Writes pid, port and log files\nunder DIR and the client "
@@ -556,7 +562,11 @@ static int usage_up(FILE *out)
 	      "  --backend FILE   NVCFBackend YAML for nvca (default: "
 	      "examples/backends/local.yaml)\n"
 	      "  --log-level L    error, warn, info, debug or trace, passed "
-	      "to each daemon\n",
+	      "to each daemon\n"
+	      "  --docker-socket PATH  Docker Engine API socket (Docker or "
+	      "`podman system\n"
+	      "                   service`) on which nvca runs container "
+	      "images\n",
 	      out);
 	return out == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }
@@ -597,6 +607,8 @@ static int parse_state_dir(int argc, char **argv, up_opts *o,
 			o->backend = v;
 		else if (cli_flag(argc, argv, &i, "--log-level", &v))
 			o->log_level = v;
+		else if (cli_flag(argc, argv, &i, "--docker-socket", &v))
+			o->docker_socket = v;
 		else {
 			cli_err("unknown argument '%s'", argv[i]);
 			return usage(stderr);

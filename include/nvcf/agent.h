@@ -53,6 +53,14 @@ typedef struct nvcf_agent_options {
 	 * 3600000 (one hour).
 	 */
 	int64_t failed_retention_ms;
+	/**
+	 * Unix socket of a Docker Engine API (Docker, or `podman system
+	 * service`); NULL runs file:// images only. When set, a function
+	 * whose containerImage is not a file:// URL runs as a container with
+	 * its inferencePort published on 127.0.0.1, and nvcf_agent_new()
+	 * fails with NVCF_EUNAVAILABLE when no engine answers there.
+	 */
+	const char *docker_socket;
 } nvcf_agent_options;
 
 #define NVCF_AGENT_OPTIONS_VERSION 1
@@ -63,7 +71,7 @@ typedef struct nvcf_agent_options {
  */
 #define NVCF_AGENT_OPTIONS_INIT                                               \
 	{NVCF_AGENT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL,       \
-	 0, 0, 0, 0, 0}
+	 0, 0, 0, 0, 0, NULL}
 
 /**
  * Loads the backend file, ensures the cluster's consumers and bucket,

@@ -19,10 +19,13 @@
 #include <curl/curl.h>
 
 #include "agent_internal.h"
+#include "container_rt.h"
+#include "helm.h"
 #include "bus/bus_internal.h"
 #include "nvcf.pb-c.h"
 #include "nvcf/agent.h"
 #include "nvcf/crd.h"
+#include "task.h"
 
 #define SUB "agent"
 #define FETCH_EXPIRY_MS 1000
@@ -67,6 +70,10 @@ typedef struct instance {
 	bool adopted;
 	/* Its ICMSRequest deleted it, so an errored one counts as ended. */
 	bool deleted;
+	/* Its container when the function runs as one (container_rt.c). */
+	nvcf__crt_ctr *ctr;
+	/* Its MiniService when the function is a Helm chart (helm.c). */
+	nvcf__helm_ms *helm;
 	inst_state state;
 	char *error, *last_output;
 	int64_t created_us, updated_us;
@@ -119,6 +126,12 @@ struct nvcf_agent {
 	bool kicked;               /* under lock: run the reconcile loop */
 	pthread_t reconcile_thread;
 	bool reconcile_started;
+	/* Container runtime, with --docker-socket only. */
+	nvcf__crt *crt;
+	/* Helm runtime (podman kube play), with --docker-socket only. */
+	nvcf__helm *helm;
+	/* NVCT task orders (task.c). */
+	nvcf__task_runner *tasks;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -260,6 +273,9 @@ static void instance_write_ex(instance *in, bool kick)
 		cJSON_AddNumberToObject(obj, "pid", in->pid);
 	if (in->worker_pid > 0)
 		cJSON_AddNumberToObject(obj, "workerPid", in->worker_pid);
+	if (nvcf__crt_id(in->ctr) != NULL)
+		cJSON_AddStringToObject(obj, "containerId",
+					nvcf__crt_id(in->ctr));
 	if (in->error != NULL)
 		cJSON_AddStringToObject(obj, "error", in->error);
 	if (in->last_output != NULL)
@@ -398,7 +414,8 @@ static void *detach_thread(void *(*fn)(void *), void *arg)
 /* Called with the lock held: frees the GPUs once both processes ended. */
 static void release_if_done(nvcf_agent *a, instance *in)
 {
-	bool fn_done = in->pid == 0 || in->pid_exited;
+	bool fn_done = (in->pid == 0 || in->pid_exited) &&
+		       nvcf__crt_gone(in->ctr);
 	bool worker_done = in->worker_pid == 0 || in->worker_exited;
 
 	if (in->gpus_held && fn_done && worker_done) {
@@ -519,6 +536,17 @@ static void stop_instance(instance *in, bool terminate)
 			kill(in->worker_pid, SIGKILL);
 			wait_exit(a, in, &in->worker_exited, a->grace_ms);
 		}
+	}
+	if (in->ctr != NULL && !nvcf__crt_gone(in->ctr)) {
+		/* Engine calls take seconds; the agent must not wait. */
+		pthread_mutex_unlock(&a->lock);
+		nvcf__crt_remove(a->crt, in->ctr, a->grace_ms);
+		pthread_mutex_lock(&a->lock);
+	}
+	if (in->helm != NULL) {
+		pthread_mutex_unlock(&a->lock);
+		nvcf__helm_ms_down(in->helm);
+		pthread_mutex_lock(&a->lock);
 	}
 	if (in->pid > 0 && !in->pid_exited) {
 		kill(-in->pid, SIGTERM);
@@ -655,13 +683,33 @@ static void *reaper_main(void *arg)
 			release_if_done(a, hit);
 		pthread_cond_broadcast(&a->cond);
 		pthread_mutex_unlock(&a->lock);
-		if (hit == NULL)
+		if (hit == NULL && !nvcf__task_reaped(a->tasks, pid, status))
 			nvcf_log_debug(SUB, "reaped unknown child %d",
 				       (int)pid);
 		if (write && hit->state == INST_ERRORED)
 			instance_write(hit);
 	}
 	return NULL;
+}
+
+/* The container runtime found a watched container failed. */
+static void container_failed(void *ctx, const char *message)
+{
+	instance *in = ctx;
+	nvcf_agent *a;
+	bool write;
+
+	if (in == NULL)
+		return;
+	a = in->agent;
+	pthread_mutex_lock(&a->lock);
+	write = !in->stopping && (in->state == INST_STARTING ||
+				  in->state == INST_RUNNING);
+	if (write)
+		fail_locked(a, in, nvcf__strdup(message));
+	pthread_mutex_unlock(&a->lock);
+	if (write)
+		instance_write(in);
 }
 
 /* ---- start-up of one instance ------------------------------------------ */
@@ -675,6 +723,7 @@ typedef struct launch {
 	char *function_name;
 	char **env;
 	size_t n_env;
+	bool container; /* image_path is an image reference */
 } launch;
 
 static void launch_free(launch *l)
@@ -696,7 +745,8 @@ static const char *json_str(const cJSON *obj, const char *name)
 }
 
 /* Reads what the process runtime needs from the function record. */
-static char *launch_parse(const char *function_json, launch *l)
+static char *launch_parse(const char *function_json, launch *l,
+			  bool containers)
 {
 	cJSON *fn = cJSON_Parse(function_json ? function_json : "");
 	const cJSON *health, *env, *item;
@@ -711,14 +761,18 @@ static char *launch_parse(const char *function_json, launch *l)
 		return nvcf__strdup("function record is not a JSON object");
 	}
 	image = json_str(fn, "containerImage");
-	if (image == NULL || strncmp(image, "file:///", 8) != 0) {
+	l->container = containers && image != NULL && image[0] != '\0' &&
+		       strncmp(image, "file://", 7) != 0;
+	if (!l->container && json_str(fn, "helmChart") == NULL &&
+	    (image == NULL || strncmp(image, "file:///", 8) != 0)) {
 		error = nvcf__asprintf("containerImage '%s' cannot run on the "
 				       "process runtime: only file:// images "
 				       "(file:///absolute/path/to/executable) "
 				       "run here", image ? image : "");
 		goto out;
 	}
-	l->image_path = nvcf__strdup(image + 7);
+	l->image_path = nvcf__strdup(l->container ? image :
+				     image ? image + 7 : "");
 	l->args = dup_str(json_str(fn, "containerArgs"));
 	l->function_name = dup_str(json_str(fn, "name"));
 	health = cJSON_GetObjectItemCaseSensitive(fn, "health");
@@ -800,8 +854,9 @@ static bool build_env(nvcf_agent *a, instance *in, const launch *l,
 	e->v = calloc(l->n_env + 32, sizeof(char *));
 	if (e->v == NULL)
 		return false;
+	/* A container keeps its image's PATH and HOME. */
 	for (size_t i = 0; i < sizeof(inherited) / sizeof(inherited[0]); i++)
-		if (getenv(inherited[i]) != NULL)
+		if (!l->container && getenv(inherited[i]) != NULL)
 			env_set(e, inherited[i], getenv(inherited[i]));
 	for (size_t i = 0; i < l->n_env; i++) {
 		char *eq = strchr(l->env[i], '=');
@@ -861,6 +916,50 @@ static bool probe(CURL *c, const char *url, long expected, int64_t timeout_ms,
 	return code == expected;
 }
 
+/* Starts the container of @p in; returns NULL or an error message. */
+static char *container_start(nvcf_agent *a, instance *in, const launch *l,
+			     char **args, size_t argc, char **envv)
+{
+	nvcf__crt_spec spec = NVCF__CRT_SPEC_INIT;
+	nvcf__crt_ctr *c = NULL;
+	int host_port = 0;
+	char *error;
+
+	spec.image = l->image_path;
+	spec.cmd = args;
+	spec.cmd_count = argc;
+	spec.env = envv;
+	spec.gpus = in->gpus;
+	spec.n_gpus = in->n_gpus;
+	spec.cluster_id = a->backend->spec.cluster_id;
+	spec.function_id = in->function_id;
+	spec.version_id = in->version_id;
+	spec.instance_id = in->id;
+	spec.container_port = in->port;
+	spec.health_path = l->health_url_path;
+	spec.expected_status = l->expected_status;
+	spec.log_path = in->log_path;
+	spec.ctx = in;
+	if (nvcf__crt_ctr_new(&c, &spec) != NVCF_OK)
+		return nvcf__strdup(nvcf_error_last()->message);
+	pthread_mutex_lock(&a->lock);
+	if (in->stopping) {
+		pthread_mutex_unlock(&a->lock);
+		nvcf__crt_ctr_free(c);
+		return NULL;
+	}
+	/* Set first, so that a stop from now on removes the container. */
+	in->ctr = c;
+	pthread_mutex_unlock(&a->lock);
+	error = nvcf__crt_start(a->crt, c, &host_port);
+	if (error == NULL) {
+		pthread_mutex_lock(&a->lock);
+		in->port = host_port;
+		pthread_mutex_unlock(&a->lock);
+	}
+	return error;
+}
+
 static void *start_main(void *arg)
 {
 	instance *in = arg;
@@ -877,10 +976,13 @@ static void *start_main(void *arg)
 	int rc;
 
 	instance_write(in);
-	error = launch_parse(in->function_json, &l);
+	error = launch_parse(in->function_json, &l, a->crt != NULL);
 	if (error != NULL)
 		goto failed;
-	in->port = free_port();
+	/* A container listens on its inferencePort; in->port becomes the
+	 * host port the engine publishes it at. */
+	in->port = l.container ? nvcf__crt_inference_port(in->function_json) :
+		   free_port();
 	snprintf(port_text, sizeof(port_text), "%d", in->port);
 	if (in->port <= 0) {
 		error = nvcf__strdup("no free loopback port for the instance");
@@ -899,13 +1001,21 @@ static void *start_main(void *arg)
 	argv[0] = l.image_path;
 	for (size_t i = 0; i < argc; i++)
 		argv[i + 1] = args[i];
+	if (l.container &&
+	    (error = container_start(a, in, &l, args, argc, env.v)) != NULL)
+		goto failed;
+	if (in->helm != NULL &&
+	    (error = nvcf__helm_ms_up(in->helm, in->port,
+				      a->start_timeout_ms)) != NULL)
+		goto failed;
 
 	pthread_mutex_lock(&a->lock);
 	if (in->stopping) {
 		pthread_mutex_unlock(&a->lock);
 		goto done;
 	}
-	rc = spawn_locked(a, l.image_path, argv, env.v, in->log_path,
+	rc = l.container || in->helm != NULL ? 0 :
+	     spawn_locked(a, l.image_path, argv, env.v, in->log_path,
 			  &in->pid);
 	if (rc != 0) {
 		pthread_mutex_unlock(&a->lock);
@@ -942,6 +1052,9 @@ static void *start_main(void *arg)
 			healthy = true;
 			break;
 		}
+		if (in->ctr != NULL &&
+		    (error = nvcf__crt_check(a->crt, in->ctr)) != NULL)
+			goto failed;
 		deadline_after(&ts, 100);
 		pthread_mutex_lock(&a->lock);
 		if (!in->pid_exited && !in->stopping)
@@ -1014,12 +1127,16 @@ static void *start_main(void *arg)
 		in->updated_us = nvcf__now_us();
 		pthread_mutex_unlock(&a->lock);
 	}
+	if (in->ctr != NULL)
+		nvcf__crt_watch(a->crt, in->ctr);
 	nvcf_log_info(SUB, "instance %s RUNNING (worker pid %d)", in->id,
 		      (int)in->worker_pid);
 	instance_write(in);
 	goto done;
 
 failed:
+	if (in->ctr != NULL)
+		nvcf__crt_save_logs(a->crt, in->ctr);
 	pthread_mutex_lock(&a->lock);
 	fail_locked(a, in, error);
 	error = NULL;
@@ -1088,6 +1205,8 @@ static void instance_free(instance *in)
 	free(in->function_json);
 	free(in->error);
 	free(in->last_output);
+	nvcf__crt_ctr_free(in->ctr);
+	nvcf__helm_ms_free(in->helm);
 	pthread_mutex_destroy(&in->write_lock);
 	free(in);
 }
@@ -1108,6 +1227,7 @@ static nvcf_crd_observed_t observe_locked(instance *in)
 
 	adopted_check_locked(in);
 	ended = (in->pid == 0 || in->pid_exited) &&
+		nvcf__crt_gone(in->ctr) &&
 		(in->worker_pid == 0 || in->worker_exited);
 	switch (in->state) {
 	case INST_STARTING:
@@ -1288,7 +1408,7 @@ static refusal icms_create(nvcf_agent *a, icms *r, const nvcf_crd_action *act)
 	const nvcf__instance_type *t;
 	instance *in;
 
-	if (act->miniservice)
+	if (act->miniservice && a->helm == NULL)
 		return REFUSED_HELM;
 	t = nvcf__backend_find_type(a->backend, sp->gpu, sp->instance_type,
 				    &g);
@@ -1321,6 +1441,17 @@ static refusal icms_create(nvcf_agent *a, icms *r, const nvcf_crd_action *act)
 	in->gpus_held = true;
 	in->next = a->instances;
 	a->instances = in;
+	if (act->miniservice &&
+	    nvcf__helm_ms_new(a->helm, &in->helm, in->id,
+			      r->obj->metadata.name, sp->launch_specification,
+			      false) != NVCF_OK) {
+		in->state = INST_ERRORED;
+		in->error = nvcf__strdup(nvcf_error_last()->message);
+		release_if_done(a, in);
+		pthread_mutex_unlock(&a->lock);
+		instance_write(in);
+		return REFUSED_NONE;
+	}
 	a->busy++;
 	if (detach_thread(start_main, in) == NULL) {
 		a->busy--;
@@ -1578,7 +1709,19 @@ static void *reconcile_main(void *arg)
 		     in = in->next) {
 			bool live = in->state == INST_STARTING ||
 				    in->state == INST_RUNNING;
+			char *why = NULL;
 
+			/* A Helm pod has no process for the reaper to see. */
+			if (in->helm != NULL && in->state == INST_RUNNING &&
+			    !in->stopping &&
+			    n_ended < sizeof(ended) / sizeof(ended[0]) &&
+			    nvcf__helm_ms_phase(in->helm, &why) >=
+			    NVCF_CRD_PHASE_INSTALL_FAILED) {
+				fail_locked(a, in, why);
+				ended[n_ended++] = in;
+				continue;
+			}
+			free(why);
 			if (!in->adopted)
 				continue;
 			adopted_check_locked(in);
@@ -1746,6 +1889,11 @@ static void handle_create(nvcf_agent *a, natsMsg *msg)
 	m = nvcf__create_instances__unpack(
 		NULL, (size_t)natsMsg_GetDataLength(msg),
 		(const uint8_t *)natsMsg_GetData(msg));
+	if (m != NULL && m->kind == NVCF__WORKLOAD_KIND__WORKLOAD_KIND_TASK) {
+		nvcf__task_order(a->tasks, msg, m);
+		nvcf__create_instances__free_unpacked(m, NULL);
+		return;
+	}
 	if (m == NULL || !name_valid(m->icms_request_id) ||
 	    !nvcf__uuid_valid(m->version_id) || m->instance_count < 1) {
 		nvcf_log_error(SUB, "malformed creation order on '%s': %s; "
@@ -1803,6 +1951,13 @@ static void handle_terminate(nvcf_agent *a, natsMsg *msg)
 	m = nvcf__terminate_instances__unpack(
 		NULL, (size_t)natsMsg_GetDataLength(msg),
 		(const uint8_t *)natsMsg_GetData(msg));
+	if (m != NULL && m->task_id[0] != '\0') {
+		nvcf__task_cancel(a->tasks, m->task_id, m->reason);
+		natsMsg_AckSync(msg, NULL, &jerr);
+		natsMsg_Destroy(msg);
+		nvcf__terminate_instances__free_unpacked(m, NULL);
+		return;
+	}
 	if (m == NULL || (m->version_id[0] == '\0' && m->n_instance_ids == 0)) {
 		nvcf_log_error(SUB, "malformed termination order on '%s': %s; "
 			       "terminating it", natsMsg_GetSubject(msg),
@@ -1913,7 +2068,7 @@ static bool adopt_probe(const char *launch_json, int port)
 	bool ok = false;
 	CURL *c;
 	launch l;
-	char *error = launch_parse(launch_json, &l);
+	char *error = launch_parse(launch_json, &l, true);
 
 	if (error == NULL && (c = curl_easy_init()) != NULL) {
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d%s%s", port,
@@ -1926,6 +2081,42 @@ static bool adopt_probe(const char *launch_json, int port)
 	free(error);
 	launch_free(&l);
 	return ok;
+}
+
+/* The container of a RUNNING instance of an earlier agent, or NULL. */
+static nvcf__crt_ctr *container_adopt(nvcf_agent *a, const icms *r,
+				      const char *id, const char *cid,
+				      int *port)
+{
+	nvcf__crt_spec spec = NVCF__CRT_SPEC_INIT;
+	nvcf__crt_ctr *c = NULL;
+	char log_path[512], *error;
+	const char *ls;
+	launch l;
+
+	if (a->crt == NULL || r == NULL)
+		return NULL;
+	ls = r->obj->spec.launch_specification;
+	error = launch_parse(ls, &l, true);
+	snprintf(log_path, sizeof(log_path), "%s/instances/%s.log",
+		 a->state_dir, id);
+	if (error == NULL && l.container) {
+		spec.image = l.image_path;
+		spec.cluster_id = a->backend->spec.cluster_id;
+		spec.function_id = r->obj->spec.function_id;
+		spec.version_id = r->obj->spec.function_version_id;
+		spec.instance_id = id;
+		spec.container_port = nvcf__crt_inference_port(ls);
+		spec.health_path = l.health_url_path;
+		spec.expected_status = l.expected_status;
+		spec.log_path = log_path;
+		if (nvcf__crt_adopt(a->crt, &spec, cid, &c, port) != NVCF_OK)
+			nvcf_log_warn(SUB, "instance %s: %s", id,
+				      nvcf_error_last()->message);
+	}
+	free(error);
+	launch_free(&l);
+	return c;
 }
 
 /*
@@ -1944,6 +2135,8 @@ static void adopt_one(nvcf_agent *a, cJSON *rec, const char *key)
 	pid_t pid = 0, wpid = 0;
 	int port = 0;
 	char env[INSTANCE_ID_MAX + 32], *why = NULL;
+	const char *cid = json_str(rec, "containerId");
+	nvcf__crt_ctr *ctr = NULL;
 	bool fn_ours, w_ours;
 	instance *in = NULL;
 	icms *r;
@@ -1963,6 +2156,9 @@ static void adopt_one(nvcf_agent *a, cJSON *rec, const char *key)
 		 proc_has(wpid, "cmdline", "--instance-id", id);
 	r = json_str(rec, "icmsRequestId") ?
 	    icms_find(a, json_str(rec, "icmsRequestId")) : NULL;
+	if (cid != NULL)
+		fn_ours = (ctr = container_adopt(a, r, id, cid, &port)) !=
+			  NULL;
 
 	if (strcmp(status, "RUNNING") != 0)
 		why = nvcf__strdup("nvca restarted while the instance was "
@@ -1972,7 +2168,9 @@ static void adopt_one(nvcf_agent *a, cJSON *rec, const char *key)
 				   "of the instance; stopped it");
 	else if (!fn_ours || !w_ours)
 		why = nvcf__asprintf("%s ended while nvca was down",
-				     !fn_ours ? "function process" : "worker");
+				     !fn_ours ? (cid ? "container" :
+						 "function process") :
+				     "worker");
 	else if (!adopt_probe(r->obj->spec.launch_specification, port))
 		why = nvcf__strdup("health check failed when nvca restarted; "
 				   "stopped it");
@@ -1997,10 +2195,15 @@ static void adopt_one(nvcf_agent *a, cJSON *rec, const char *key)
 		in->pid = pid;
 		in->worker_pid = wpid;
 		in->state = INST_RUNNING;
+		in->ctr = ctr;
 		pthread_mutex_lock(&a->lock);
 		in->next = a->instances;
 		a->instances = in;
 		pthread_mutex_unlock(&a->lock);
+		if (ctr != NULL) {
+			nvcf__crt_set_ctx(ctr, in);
+			nvcf__crt_watch(a->crt, ctr);
+		}
 		nvcf_log_info(SUB, "adopted RUNNING instance %s (pid %d, "
 			      "worker pid %d, port %d)", id, (int)pid,
 			      (int)wpid, port);
@@ -2012,8 +2215,12 @@ static void adopt_one(nvcf_agent *a, cJSON *rec, const char *key)
 	if (why == NULL)
 		why = nvcf__strdup("out of memory adopting it");
 	nvcf_log_warn(SUB, "instance %s of an earlier nvca: %s", id, why);
-	if (fn_ours)
+	/* A container has no pid: kill(-0) would hit nvca's own group. */
+	if (fn_ours && cid == NULL)
 		kill(-pid, SIGKILL);
+	if (cid != NULL && a->crt != NULL)
+		nvcf__crt_remove_id(a->crt, cid);
+	nvcf__crt_ctr_free(ctr);
 	if (w_ours)
 		kill(wpid, SIGKILL);
 	cJSON_DeleteItemFromObjectCaseSensitive(rec, "instanceStatus");
@@ -2024,6 +2231,20 @@ static void adopt_one(nvcf_agent *a, cJSON *rec, const char *key)
 	add_time(rec, "instanceUpdatedAt", nvcf__now_us());
 	kv_put_json(a, NVCF_BUCKET_INSTANCES, key, rec);
 	free(why);
+}
+
+/* Whether container @p container_id belongs to an adopted instance. */
+static bool container_kept(void *ctx, const char *container_id)
+{
+	nvcf_agent *a = ctx;
+	bool kept = false;
+
+	pthread_mutex_lock(&a->lock);
+	for (instance *in = a->instances; in != NULL && !kept; in = in->next)
+		kept = nvcf__crt_id(in->ctr) != NULL &&
+		       strcmp(nvcf__crt_id(in->ctr), container_id) == 0;
+	pthread_mutex_unlock(&a->lock);
+	return kept;
 }
 
 /* Adopts or stops every live instance the cluster's records name. */
@@ -2059,6 +2280,8 @@ static void adopt_all(nvcf_agent *a)
 		cJSON_Delete(rec);
 	}
 	nvcf_strings_free(keys, n);
+	if (a->crt != NULL)
+		nvcf__crt_sweep(a->crt, container_kept, a);
 }
 
 static void consume(nvcf_agent *a, natsSubscription *sub,
@@ -2146,6 +2369,30 @@ static nvcf_status make_dirs(const char *dir)
 	return st;
 }
 
+/*
+ * Helm charts run through the podman CLI sent to the same podman service
+ * (NVCF_PODMAN names the podman executable; default "podman" on PATH).
+ */
+static nvcf_status helm_start(nvcf_agent *a, const char *socket_path)
+{
+	nvcf__helm_options ho = NVCF__HELM_OPTIONS_INIT;
+	char *url = nvcf__asprintf("unix://%s", socket_path);
+	nvcf_status st;
+
+	if (url == NULL)
+		return nvcf__error_oom();
+	ho.podman = getenv("NVCF_PODMAN") ? getenv("NVCF_PODMAN") : "podman";
+	ho.url = url;
+	ho.state_dir = a->state_dir;
+	ho.cluster_id = a->backend->spec.cluster_id;
+	ho.bus = a->bus;
+	ho.bucket = a->bucket;
+	ho.crd = &a->crd_opts;
+	st = nvcf__helm_new(&a->helm, &ho);
+	free(url);
+	return st;
+}
+
 static nvcf_status bind_consumer(nvcf_agent *a, const char *stream,
 				 const char *subject, natsSubscription **out)
 {
@@ -2219,6 +2466,9 @@ nvcf_status nvcf_agent_new(nvcf_agent **out, const nvcf_agent_options *opts)
 	}
 	if ((st = nvcf__backend_load(opts->config_path, &a->backend)) !=
 		    NVCF_OK ||
+	    (st = nvcf__backend_discover(a->backend,
+					 a->backend->spec.gpu_discovery)) !=
+		    NVCF_OK ||
 	    (st = nvcf__gpu_pool_new(&a->pool, a->backend)) != NVCF_OK ||
 	    (st = make_dirs(a->state_dir)) != NVCF_OK ||
 	    (st = nvcf_bus_ensure_control(a->bus)) != NVCF_OK ||
@@ -2230,10 +2480,28 @@ nvcf_status nvcf_agent_new(nvcf_agent **out, const nvcf_agent_options *opts)
 	}
 	snprintf(a->bucket, sizeof(a->bucket), "nvca_%s",
 		 a->backend->spec.cluster_id);
+	if (opts->docker_socket != NULL &&
+	    (st = nvcf__crt_new(&a->crt, opts->docker_socket,
+				a->backend->spec.cluster_id, 1000,
+				container_failed)) != NVCF_OK) {
+		nvcf_agent_free(a);
+		return st;
+	}
+	if (opts->docker_socket != NULL &&
+	    (st = helm_start(a, opts->docker_socket)) != NVCF_OK) {
+		nvcf_agent_free(a);
+		return st;
+	}
 	/* Before any order is taken: what an earlier agent left running is
 	 * adopted, so its GPUs are held before new work can claim them. */
 	icms_load_all(a);
 	adopt_all(a);
+	if ((st = nvcf__task_runner_new(&a->tasks, a)) != NVCF_OK) {
+		nvcf_agent_free(a);
+		return st;
+	}
+	/* Container and Helm tasks run on the function runtimes. */
+	nvcf__task_runner_use(a->tasks, a->crt, a->helm);
 	snprintf(subject, sizeof(subject), "Create.NVCA.*.%s.*.*",
 		 a->backend->spec.cluster_id);
 	if ((st = bind_consumer(a, NVCF_STREAM_CREATION, subject,
@@ -2306,6 +2574,10 @@ void nvcf_agent_stop(nvcf_agent *a)
 		pthread_join(a->reconcile_thread, NULL);
 	a->create_started = a->terminate_started = false;
 	a->heartbeat_started = a->reconcile_started = false;
+	/* No container failure may start a clean-up after the wait below. */
+	nvcf__crt_shutdown(a->crt);
+	/* Tasks end while the reaper still runs: it reaps their processes. */
+	nvcf__task_runner_stop(a->tasks);
 
 	pthread_mutex_lock(&a->lock);
 	for (instance *in = a->instances; in != NULL; in = in->next) {
@@ -2333,6 +2605,7 @@ void nvcf_agent_free(nvcf_agent *a)
 	if (a == NULL)
 		return;
 	nvcf_agent_stop(a);
+	nvcf__task_runner_free(a->tasks);
 	if (a->create_sub != NULL) {
 		natsSubscription_Unsubscribe(a->create_sub);
 		natsSubscription_Destroy(a->create_sub);
@@ -2353,6 +2626,8 @@ void nvcf_agent_free(nvcf_agent *a)
 		icms_free(a->requests);
 		a->requests = next;
 	}
+	nvcf__crt_free(a->crt);
+	nvcf__helm_free(a->helm);
 	nvcf__gpu_pool_free(a->pool);
 	nvcf__backend_free(a->backend);
 	free(a->state_dir);
@@ -2410,4 +2685,53 @@ nvcf_status nvcf_agent_metrics(nvcf_agent *a, char **text_out)
 	}
 	*text_out = out.data;
 	return NVCF_OK;
+}
+
+/* ---- what the task runner borrows (task.h) ------------------------------ */
+
+nvcf_bus *nvcf__agent_bus(nvcf_agent *a)
+{
+	return a->bus;
+}
+
+const nvcf__backend *nvcf__agent_backend(nvcf_agent *a)
+{
+	return a->backend;
+}
+
+const char *nvcf__agent_state_dir(nvcf_agent *a)
+{
+	return a->state_dir;
+}
+
+nvcf_status nvcf__agent_gpu_take(nvcf_agent *a, const char *gpu,
+				 unsigned int count, unsigned int *indices)
+{
+	nvcf_status st;
+
+	pthread_mutex_lock(&a->lock);
+	st = nvcf__gpu_alloc(a->pool, gpu, count, indices);
+	pthread_mutex_unlock(&a->lock);
+	return st;
+}
+
+void nvcf__agent_gpu_give(nvcf_agent *a, const char *gpu,
+			  const unsigned int *indices, unsigned int count)
+{
+	if (count == 0)
+		return;
+	pthread_mutex_lock(&a->lock);
+	nvcf__gpu_release(a->pool, gpu, indices, count);
+	pthread_mutex_unlock(&a->lock);
+}
+
+int nvcf__agent_spawn(nvcf_agent *a, const char *path, char *const argv[],
+		      char *const envp[], const char *log_path, pid_t *pid)
+{
+	int rc;
+
+	pthread_mutex_lock(&a->lock);
+	rc = spawn_locked(a, path, argv, envp, log_path, pid);
+	pthread_mutex_unlock(&a->lock);
+	return rc;
 }

@@ -27,6 +27,13 @@ typedef struct nvcf__backend_gpu {
 	unsigned int capacity;
 	nvcf__instance_type *instance_types;
 	unsigned int instance_types_count;
+	/*
+	 * The capacity device indices instances of this type get, ascending
+	 * (spec.gpus[].devices, or what nvidia-smi reported); none means
+	 * 0..capacity-1.
+	 */
+	unsigned int *devices;
+	unsigned int devices_count;
 } nvcf__backend_gpu;
 
 typedef struct nvcf__backend_spec {
@@ -38,6 +45,8 @@ typedef struct nvcf__backend_spec {
 	unsigned int attributes_count;
 	nvcf__backend_gpu *gpus;
 	unsigned int gpus_count;
+	/* spec.gpuDiscovery as written: "dynamic", "static" or NULL. */
+	char *gpu_discovery;
 } nvcf__backend_spec;
 
 typedef struct nvcf__backend_meta {
@@ -56,8 +65,11 @@ typedef struct nvcf__backend {
 
 /*
  * Loads and validates an NVCFBackend YAML file. Unknown and missing fields,
- * a wrong apiVersion or kind, and capacities or GPU counts out of range
- * are NVCF_EINVAL with a message naming the field and the file.
+ * a wrong apiVersion or kind, capacities or GPU counts out of range, a
+ * spec.gpuDiscovery other than dynamic or static, and static discovery
+ * with no spec.gpus are NVCF_EINVAL with a message naming the field and
+ * the file. spec.gpus may be left out for dynamic discovery; call
+ * nvcf__backend_discover() before using the GPU list.
  */
 nvcf_status nvcf__backend_load(const char *path, nvcf__backend **out);
 
@@ -66,6 +78,23 @@ nvcf_status nvcf__backend_parse(const char *yaml, size_t len,
 				const char *origin, nvcf__backend **out);
 
 void nvcf__backend_free(nvcf__backend *backend);
+
+/*
+ * Replaces the GPUs of @p backend with those nvidia-smi lists, device
+ * indices included, when discovery is requested and nvidia-smi is on PATH.
+ * Discovery is requested when @p mode (normally spec.gpuDiscovery) is
+ * "dynamic" or when no GPU is listed. Otherwise the static list stays.
+ * The agent calls it between loading the backend and building the pool
+ * (it is defined in agent/discover.c).
+ *
+ * @return NVCF_OK, also when discovery was not requested, or when
+ *         nvidia-smi is absent or fails and the backend lists GPUs;
+ *         NVCF_ENOTFOUND, NVCF_EIO or NVCF_EINVAL (from running or
+ *         parsing nvidia-smi) when the backend lists no GPUs and none
+ *         were discovered, with a message that asks for spec.gpus;
+ *         NVCF_ENOMEM
+ */
+nvcf_status nvcf__backend_discover(nvcf__backend *backend, const char *mode);
 
 /* Finds an instance type of a GPU type; NULL when either is unknown. */
 const nvcf__instance_type *
@@ -103,7 +132,8 @@ void nvcf__gpu_pool_free(nvcf__gpu_pool *pool);
 
 /*
  * Takes @p count free device indices of GPU type @p gpu, lowest first,
- * into @p indices. NVCF_EQUOTA (nothing taken) when fewer are free,
+ * into @p indices: entries of nvcf__backend_gpu.devices when the backend
+ * has them, else of 0..capacity-1. NVCF_EQUOTA (nothing taken) when fewer are free,
  * NVCF_ENOTFOUND for an unknown type.
  */
 nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
@@ -111,8 +141,9 @@ nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
 
 /*
  * Takes exactly the device indices @p indices of @p gpu, for instances a
- * restarted agent adopts. NVCF_EEXISTS (nothing taken) when one is out of
- * range, repeated or held already; NVCF_ENOTFOUND for an unknown type.
+ * restarted agent adopts. NVCF_EEXISTS (nothing taken) when one is not a
+ * device of the type, repeated or held already; NVCF_ENOTFOUND for an
+ * unknown type.
  */
 nvcf_status nvcf__gpu_claim(nvcf__gpu_pool *pool, const char *gpu,
 			    const unsigned int *indices, unsigned int count);

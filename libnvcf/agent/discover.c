@@ -386,6 +386,7 @@ static void gpus_free(nvcf__backend_gpu *gpus, size_t n)
 			free(gpus[i].instance_types[j].description);
 		}
 		free(gpus[i].instance_types);
+		free(gpus[i].devices);
 		free(gpus[i].name);
 	}
 	free(gpus);
@@ -397,25 +398,39 @@ static nvcf_status make_gpu(nvcf__backend_gpu *g,
 			    const nvcf__backend_gpu *known)
 {
 	static const unsigned int sizes[] = {1, 2, 4, 8};
-	unsigned int n = 0;
+	unsigned int n = 0, fits = 0;
+	bool has_default = false;
 
 	g->capacity = d->count;
 	g->name = nvcf__strdup(known ? known->name : d->name);
-	if (g->name == NULL)
+	g->devices = calloc(d->count ? d->count : 1, sizeof(*g->devices));
+	if (g->name == NULL || g->devices == NULL)
 		return nvcf__error_oom();
-	if (known != NULL) {
-		g->instance_types = calloc(known->instance_types_count + 1,
-					   sizeof(*g->instance_types));
+	/* So that CUDA_VISIBLE_DEVICES names the devices nvidia-smi lists. */
+	if (d->count > 0)
+		memcpy(g->devices, d->indices,
+		       d->count * sizeof(*g->devices));
+	g->devices_count = d->count;
+	for (unsigned int j = 0; known && j < known->instance_types_count; j++)
+		if (known->instance_types[j].gpu_count <= d->count)
+			fits++;
+	/* A listed type needing more GPUs than found could never start. */
+	if (fits > 0) {
+		g->instance_types = calloc(fits, sizeof(*g->instance_types));
 		if (g->instance_types == NULL)
 			return nvcf__error_oom();
 		for (unsigned int j = 0; j < known->instance_types_count;
 		     j++) {
 			const nvcf__instance_type *t =
 				&known->instance_types[j];
-			nvcf__instance_type *o = &g->instance_types[j];
+			nvcf__instance_type *o =
+				&g->instance_types[g->instance_types_count];
 
+			if (t->gpu_count > d->count)
+				continue;
 			g->instance_types_count++;
 			*o = *t;
+			has_default |= t->is_default;
 			o->name = nvcf__strdup(t->name);
 			o->description = t->description
 						 ? nvcf__strdup(t->description)
@@ -424,6 +439,8 @@ static nvcf_status make_gpu(nvcf__backend_gpu *g,
 			    (t->description && o->description == NULL))
 				return nvcf__error_oom();
 		}
+		if (!has_default)
+			g->instance_types[0].is_default = true;
 		return NVCF_OK;
 	}
 	g->instance_types = calloc(4, sizeof(*g->instance_types));
@@ -435,7 +452,7 @@ static nvcf_status make_gpu(nvcf__backend_gpu *g,
 		g->instance_types_count = ++n;
 		o->gpu_count = sizes[k];
 		o->is_default = k == 0;
-		o->name = nvcf__asprintf("NCP.GPU.%s_%ux", d->name, sizes[k]);
+		o->name = nvcf__asprintf("NCP.GPU.%s_%ux", g->name, sizes[k]);
 		o->description = nvcf__asprintf("%u %s (discovered)",
 						 sizes[k], d->model);
 		if (o->name == NULL || o->description == NULL)

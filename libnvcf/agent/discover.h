@@ -70,10 +70,15 @@ nvcf_status nvcf__gpu_discover_run(const char *program,
 bool nvcf__gpu_discovery_requested(const char *mode, unsigned int gpus_count);
 
 /*
- * Replaces the GPUs of @p backend with the @p count discovered ones. A
- * model the backend already lists (same name, case-insensitive) keeps its
- * instance types and description and takes the discovered capacity;
- * others get "NCP.GPU.{name}_1x" (the default) and "_2x", "_4x", "_8x" as
+ * Replaces the GPUs of @p backend with the @p count discovered ones, each
+ * with its device indices (nvcf__backend_gpu.devices) so that instances
+ * get the devices nvidia-smi named.
+ *
+ * A model the backend already lists (same name, case-insensitive) keeps
+ * its spelling and the instance types that fit the discovered capacity.
+ * If the listed default does not fit, the first type kept becomes the
+ * default. A model with no type that fits, or one the backend does not
+ * list, gets "NCP.GPU.{name}_1x" (the default) and "_2x", "_4x", "_8x" as
  * far as the count allows. On failure the backend is unchanged.
  *
  * @return NVCF_OK; NVCF_EINVAL for no GPUs; NVCF_ENOMEM
@@ -83,17 +88,8 @@ nvcf_status nvcf__backend_apply_gpus(nvcf__backend *backend,
 				     size_t count);
 
 /*
- * The agent's one call: when discovery is requested (see
- * nvcf__gpu_discovery_requested()) and nvidia-smi is on PATH, reads the
- * machine's GPUs into @p backend; otherwise keeps the static list.
- *
- * @return NVCF_OK, also when discovery was not requested, or when
- *         nvidia-smi is absent or fails and the backend lists GPUs;
- *         NVCF_ENOTFOUND, NVCF_EIO or NVCF_EINVAL (from running or
- *         parsing nvidia-smi) when the backend lists no GPUs and none
- *         were discovered, with a message that asks for spec.gpus;
- *         NVCF_ENOMEM
+ * nvcf__backend_discover(), the agent's one call into this file, is
+ * declared in agent_internal.h so that agent.c needs no other header.
  */
-nvcf_status nvcf__backend_discover(nvcf__backend *backend, const char *mode);
 
 #endif /* NVCF_AGENT_DISCOVER_H */

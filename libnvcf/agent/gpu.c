@@ -8,7 +8,8 @@ typedef struct gpu_type {
 	char *name;
 	unsigned int capacity;
 	unsigned int allocated;
-	bool *used; /* one flag per device index */
+	unsigned int *devices; /* capacity device indices, ascending */
+	bool *used;            /* one flag per entry of devices */
 } gpu_type;
 
 struct nvcf__gpu_pool {
@@ -22,6 +23,7 @@ void nvcf__gpu_pool_free(nvcf__gpu_pool *pool)
 		return;
 	for (unsigned int i = 0; i < pool->count; i++) {
 		free(pool->types[i].name);
+		free(pool->types[i].devices);
 		free(pool->types[i].used);
 	}
 	free(pool->types);
@@ -50,10 +52,16 @@ nvcf_status nvcf__gpu_pool_new(nvcf__gpu_pool **out,
 		t->name = nvcf__strdup(g->name);
 		t->capacity = g->capacity;
 		t->used = calloc(g->capacity ? g->capacity : 1, sizeof(bool));
-		if (t->name == NULL || t->used == NULL) {
+		t->devices = calloc(g->capacity ? g->capacity : 1,
+				    sizeof(*t->devices));
+		if (t->name == NULL || t->used == NULL || t->devices == NULL) {
 			nvcf__gpu_pool_free(pool);
 			return nvcf__error_oom();
 		}
+		/* The discovered or listed indices, else 0..capacity-1. */
+		for (unsigned int k = 0; k < g->capacity; k++)
+			t->devices[k] = g->devices_count == g->capacity ?
+					g->devices[k] : k;
 	}
 	*out = pool;
 	return NVCF_OK;
@@ -65,6 +73,16 @@ static gpu_type *find_type(const nvcf__gpu_pool *pool, const char *gpu)
 		if (strcmp(pool->types[i].name, gpu) == 0)
 			return &pool->types[i];
 	return NULL;
+}
+
+/* Returns the slot of device @p index in @p t, or capacity if absent. */
+static unsigned int slot_of(const gpu_type *t, unsigned int index)
+{
+	unsigned int slot = 0;
+
+	while (slot < t->capacity && t->devices[slot] != index)
+		slot++;
+	return slot;
 }
 
 nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
@@ -86,7 +104,7 @@ nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
 	for (unsigned int i = 0; i < t->capacity && taken < count; i++) {
 		if (!t->used[i]) {
 			t->used[i] = true;
-			indices[taken++] = i;
+			indices[taken++] = t->devices[i];
 		}
 	}
 	t->allocated += taken;
@@ -101,8 +119,10 @@ void nvcf__gpu_release(nvcf__gpu_pool *pool, const char *gpu,
 	if (t == NULL)
 		return;
 	for (unsigned int i = 0; i < count; i++) {
-		if (indices[i] < t->capacity && t->used[indices[i]]) {
-			t->used[indices[i]] = false;
+		unsigned int slot = slot_of(t, indices[i]);
+
+		if (slot < t->capacity && t->used[slot]) {
+			t->used[slot] = false;
 			t->allocated--;
 		}
 	}
@@ -132,19 +152,20 @@ nvcf_status nvcf__gpu_claim(nvcf__gpu_pool *pool, const char *gpu,
 				       "unknown GPU type '%s': use one the "
 				       "backend declares", gpu ? gpu : "");
 	for (unsigned int i = 0; i < count; i++) {
+		unsigned int slot = slot_of(t, indices[i]);
 		bool twice = false;
 
 		for (unsigned int j = 0; j < i; j++)
 			twice |= indices[j] == indices[i];
-		if (indices[i] >= t->capacity || t->used[indices[i]] || twice)
+		if (slot >= t->capacity || t->used[slot] || twice)
 			return nvcf__error_set(NVCF_EEXISTS,
-					       "%s device %u is out of range "
-					       "or already held: stop the "
-					       "instance that holds it", gpu,
-					       indices[i]);
+					       "%s device %u is not in this "
+					       "agent's pool or is already "
+					       "held: stop the instance that "
+					       "holds it", gpu, indices[i]);
 	}
 	for (unsigned int i = 0; i < count; i++)
-		t->used[indices[i]] = true;
+		t->used[slot_of(t, indices[i])] = true;
 	t->allocated += count;
 	return NVCF_OK;
 }

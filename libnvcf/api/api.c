@@ -74,19 +74,24 @@ static void count_status(nvcf_api *api, unsigned int status)
 		atomic_fetch_add(&api->by_code[status], 1);
 }
 
-static void reply_json(call *c, unsigned int status, cJSON *body)
+unsigned int nvcf__api_send_json(nvcf__http_req *req, unsigned int status,
+				 cJSON *body)
 {
-	char *text = cJSON_PrintUnformatted(body);
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
 
 	cJSON_Delete(body);
 	if (text == NULL) {
-		count_status(c->api, 500);
-		nvcf__http_send_problem(c->req, 500, NULL, "out of memory");
-		return;
+		nvcf__http_send_problem(req, 500, NULL, "out of memory");
+		return 500;
 	}
-	count_status(c->api, status);
-	nvcf__http_send_json(c->req, status, text);
+	nvcf__http_send_json(req, status, text);
 	free(text);
+	return status;
+}
+
+static void reply_json(call *c, unsigned int status, cJSON *body)
+{
+	count_status(c->api, nvcf__api_send_json(c->req, status, body));
 }
 
 /* Wraps @p item (taken) in {"name": item} and sends it with 200. */
@@ -107,25 +112,62 @@ static void reply_problem_type(call *c, unsigned int status,
 			       const char *type, const char *fmt, ...)
 	NVCF_PRINTF(4, 5);
 
-static void reply_problem_type(call *c, unsigned int status,
-			       const char *type, const char *fmt, ...)
+unsigned int nvcf__api_send_problemv(nvcf__http_req *req,
+				     const char *subsystem,
+				     unsigned int status, const char *type,
+				     const char *fmt, va_list ap)
 {
 	char detail[1024];
+
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	if (status >= 500)
+		nvcf_log_error(subsystem, "%s %s -> %u: %s",
+			       nvcf__http_method(req), nvcf__http_path(req),
+			       status, detail);
+	else
+		nvcf_log_info(subsystem, "%s %s -> %u: %s",
+			      nvcf__http_method(req), nvcf__http_path(req),
+			      status, detail);
+	nvcf__http_send_problem(req, status, type, "%s", detail);
+	return status;
+}
+
+static unsigned int send_problem(nvcf__http_req *req, const char *subsystem,
+				 unsigned int status, const char *fmt, ...)
+	NVCF_PRINTF(4, 5);
+
+static unsigned int send_problem(nvcf__http_req *req, const char *subsystem,
+				 unsigned int status, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	nvcf__api_send_problemv(req, subsystem, status, NULL, fmt, ap);
 	va_end(ap);
-	if (status >= 500)
-		nvcf_log_error(SUB, "%s %s -> %u: %s",
-			       nvcf__http_method(c->req),
-			       nvcf__http_path(c->req), status, detail);
-	else
-		nvcf_log_info(SUB, "%s %s -> %u: %s",
-			      nvcf__http_method(c->req),
-			      nvcf__http_path(c->req), status, detail);
-	count_status(c->api, status);
-	nvcf__http_send_problem(c->req, status, type, "%s", detail);
+	return status;
+}
+
+unsigned int nvcf__api_send_bus_error(nvcf__http_req *req,
+				      const char *subsystem, nvcf_status st)
+{
+	const char *msg = nvcf_error_last()->message;
+
+	if (st == NVCF_EUNAVAILABLE || st == NVCF_ETIMEDOUT)
+		return send_problem(req, subsystem, 503,
+				    "control-plane storage unavailable: %s",
+				    msg);
+	return send_problem(req, subsystem, 500, "%s", msg);
+}
+
+static void reply_problem_type(call *c, unsigned int status,
+			       const char *type, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	count_status(c->api, nvcf__api_send_problemv(c->req, SUB, status,
+						     type, fmt, ap));
+	va_end(ap);
 }
 
 #define reply_problem(c, status, ...)                                         \
@@ -134,13 +176,7 @@ static void reply_problem_type(call *c, unsigned int status,
 /* Sends the error of a failed bus call: 503 when NATS is down, else 500. */
 static void reply_bus_error(call *c, nvcf_status st)
 {
-	const char *msg = nvcf_error_last()->message;
-
-	if (st == NVCF_EUNAVAILABLE || st == NVCF_ETIMEDOUT)
-		reply_problem(c, 503, "control-plane storage unavailable: %s",
-			      msg);
-	else
-		reply_problem(c, 500, "%s", msg);
+	count_status(c->api, nvcf__api_send_bus_error(c->req, SUB, st));
 }
 
 static void reply_401(call *c, const char *why)

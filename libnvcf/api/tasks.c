@@ -21,11 +21,21 @@
 
 #include "nvcf/routing.h"
 
+#include "api/api_internal.h"
 #include "api/tasks.h"
 #include "bus/bus_internal.h"
 #include "nvcf.pb-c.h"
 
 #define SUB "tasks"
+
+/* Short names for the validation helpers shared with validate.c. */
+typedef nvcf__api_vctx vctx;
+#define reject nvcf__api_reject
+#define invalid nvcf__api_invalid
+#define blank nvcf__api_blank
+#define opt_string nvcf__api_opt_string
+#define req_string nvcf__api_req_string
+#define opt_array nvcf__api_opt_array
 #define RMW_TRIES 8
 #define DEFAULT_MAX_QUEUED "PT72H"
 #define DEFAULT_GRACE_MS (3600 * 1000LL)
@@ -188,45 +198,6 @@ static void task_key(char out[160], const char *nca, const char *tid)
 
 /* ---- validation ------------------------------------------------------ */
 
-typedef struct vctx {
-	char *detail;
-	size_t size;
-	bool framework;
-} vctx;
-
-static nvcf_status reject(vctx *c, const char *field, const cJSON *v,
-			  const char *rule)
-{
-	char *printed = NULL;
-	const char *text = "null";
-
-	if (cJSON_IsString(v))
-		text = v->valuestring;
-	else if (v != NULL && (printed = cJSON_PrintUnformatted(v)) != NULL)
-		text = printed;
-	c->framework = true;
-	snprintf(c->detail, c->size,
-		 "Validation failed: field=%s, rejected=%.256s, message=%s",
-		 field, text, rule);
-	free(printed);
-	return nvcf__error_set(NVCF_EINVAL, "%s", c->detail);
-}
-
-static nvcf_status invalid(vctx *c, const char *what)
-{
-	c->framework = false;
-	snprintf(c->detail, c->size, "Invalid request: %s", what);
-	return nvcf__error_set(NVCF_EINVAL, "%s", c->detail);
-}
-
-static bool blank(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (!isspace((unsigned char)*s))
-			return false;
-	return true;
-}
-
 /* ^[a-z0-9A-Z][a-z0-9A-Z<extra>]*$ with 1 to @p max characters. */
 static bool word_valid(const char *s, size_t max, const char *extra)
 {
@@ -293,48 +264,6 @@ static nvcf_status check_members(vctx *c, const cJSON *obj,
 				      "remove it");
 		return reject(c, path, m, "unknown field; remove it");
 	}
-	return NVCF_OK;
-}
-
-static nvcf_status opt_string(vctx *c, const cJSON *obj, const char *field,
-			      const char *path, const cJSON **out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-
-	*out = NULL;
-	if (v == NULL || cJSON_IsNull(v))
-		return NVCF_OK;
-	if (!cJSON_IsString(v))
-		return reject(c, path, v, "must be a string");
-	*out = v;
-	return NVCF_OK;
-}
-
-static nvcf_status req_string(vctx *c, const cJSON *obj, const char *field,
-			      const char *path, const cJSON **out)
-{
-	nvcf_status st = opt_string(c, obj, field, path, out);
-
-	if (st != NVCF_OK)
-		return st;
-	if (*out == NULL)
-		return reject(c, path, NULL, "must not be null");
-	if (blank((*out)->valuestring))
-		return reject(c, path, *out, "must not be blank");
-	return NVCF_OK;
-}
-
-static nvcf_status opt_array(vctx *c, const cJSON *obj, const char *field,
-			     const cJSON **out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-
-	*out = NULL;
-	if (v == NULL || cJSON_IsNull(v))
-		return NVCF_OK;
-	if (!cJSON_IsArray(v))
-		return reject(c, field, v, "must be an array");
-	*out = v;
 	return NVCF_OK;
 }
 
@@ -1222,17 +1151,7 @@ typedef struct tcall {
 
 static void reply_json(tcall *c, unsigned int status, cJSON *body)
 {
-	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-
-	cJSON_Delete(body);
-	if (text == NULL) {
-		c->status = 500;
-		nvcf__http_send_problem(c->req, 500, NULL, "out of memory");
-		return;
-	}
-	c->status = status;
-	nvcf__http_send_json(c->req, status, text);
-	free(text);
+	c->status = nvcf__api_send_json(c->req, status, body);
 }
 
 static void reply_problem(tcall *c, unsigned int status, const char *type,
@@ -1241,33 +1160,17 @@ static void reply_problem(tcall *c, unsigned int status, const char *type,
 static void reply_problem(tcall *c, unsigned int status, const char *type,
 			  const char *fmt, ...)
 {
-	char detail[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	c->status = nvcf__api_send_problemv(c->req, SUB, status, type, fmt,
+					    ap);
 	va_end(ap);
-	if (status >= 500)
-		nvcf_log_error(SUB, "%s %s -> %u: %s",
-			       nvcf__http_method(c->req),
-			       nvcf__http_path(c->req), status, detail);
-	else
-		nvcf_log_info(SUB, "%s %s -> %u: %s",
-			      nvcf__http_method(c->req),
-			      nvcf__http_path(c->req), status, detail);
-	c->status = status;
-	nvcf__http_send_problem(c->req, status, type, "%s", detail);
 }
 
 static void reply_bus_error(tcall *c, nvcf_status st)
 {
-	const char *msg = nvcf_error_last()->message;
-
-	if (st == NVCF_EUNAVAILABLE || st == NVCF_ETIMEDOUT)
-		reply_problem(c, 503, NULL,
-			      "control-plane storage unavailable: %s", msg);
-	else
-		reply_problem(c, 500, NULL, "%s", msg);
+	c->status = nvcf__api_send_bus_error(c->req, SUB, st);
 }
 
 static void reply_not_found(tcall *c)

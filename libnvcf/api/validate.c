@@ -14,13 +14,16 @@
 
 #include "api/api_internal.h"
 
+#define reject nvcf__api_reject
+#define invalid nvcf__api_invalid
+#define blank nvcf__api_blank
+#define opt_string nvcf__api_opt_string
+#define req_string nvcf__api_req_string
+#define opt_array nvcf__api_opt_array
+
 #define NAME_RULE "must match ^[a-z0-9A-Z][a-z0-9A-Z\\-_]*$"
 
-typedef struct vctx {
-	char *detail;
-	size_t size;
-	bool framework;
-} vctx;
+typedef nvcf__api_vctx vctx;
 
 /* Rejected values are cut at 256 characters, as NVCF cuts them. */
 static void rejected_text(const cJSON *v, char out[260])
@@ -42,8 +45,8 @@ static void rejected_text(const cJSON *v, char out[260])
 	free(printed);
 }
 
-static nvcf_status reject(vctx *c, const char *field, const cJSON *v,
-			  const char *rule)
+nvcf_status nvcf__api_reject(vctx *c, const char *field, const cJSON *v,
+			     const char *rule)
 {
 	char rej[260];
 
@@ -55,7 +58,7 @@ static nvcf_status reject(vctx *c, const char *field, const cJSON *v,
 	return nvcf__error_set(NVCF_EINVAL, "%s", c->detail);
 }
 
-static nvcf_status invalid(vctx *c, const char *what)
+nvcf_status nvcf__api_invalid(vctx *c, const char *what)
 {
 	c->framework = false;
 	snprintf(c->detail, c->size, "Invalid request: %s", what);
@@ -103,7 +106,7 @@ static bool secret_name_valid(const char *s)
 	return true;
 }
 
-static bool blank(const char *s)
+bool nvcf__api_blank(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if (!isspace((unsigned char)*s))
@@ -147,9 +150,9 @@ static bool is_int(const cJSON *v)
 	       v->valuedouble < 1e15;
 }
 
-/* Fetches an optional member that must be a string when present. */
-static nvcf_status opt_string(vctx *c, const cJSON *obj, const char *field,
-			      const char *path, const cJSON **out)
+nvcf_status nvcf__api_opt_string(vctx *c, const cJSON *obj,
+				 const char *field, const char *path,
+				 const cJSON **out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
 
@@ -162,8 +165,9 @@ static nvcf_status opt_string(vctx *c, const cJSON *obj, const char *field,
 	return NVCF_OK;
 }
 
-static nvcf_status req_string(vctx *c, const cJSON *obj, const char *field,
-			      const char *path, const cJSON **out)
+nvcf_status nvcf__api_req_string(vctx *c, const cJSON *obj,
+				 const char *field, const char *path,
+				 const cJSON **out)
 {
 	nvcf_status st = opt_string(c, obj, field, path, out);
 
@@ -176,8 +180,8 @@ static nvcf_status req_string(vctx *c, const cJSON *obj, const char *field,
 	return NVCF_OK;
 }
 
-static nvcf_status opt_array(vctx *c, const cJSON *obj, const char *field,
-			     const cJSON **out)
+nvcf_status nvcf__api_opt_array(vctx *c, const cJSON *obj,
+				const char *field, const cJSON **out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
 
@@ -566,9 +570,16 @@ static nvcf_status check_function(vctx *c, const cJSON *req, cJSON *out)
 	if (helm != NULL && (image != NULL || args != NULL || env != NULL))
 		return invalid(c, "helmChart excludes containerImage, "
 				  "containerArgs and containerEnvironment");
-	if ((helm != NULL) != (helm_svc != NULL))
-		return invalid(c, "helmChart and helmChartServiceName go "
-				  "together");
+	if (helm != NULL && helm_svc == NULL)
+		return invalid(c, "helmChartServiceName is required with "
+				  "helmChart: name the chart's Service that "
+				  "serves inference");
+	if (helm == NULL && helm_svc != NULL)
+		return invalid(c, "helmChartServiceName applies only with "
+				  "helmChart: set helmChart or remove it");
+	if (helm_svc != NULL && blank(helm_svc->valuestring))
+		return reject(c, "helmChartServiceName", helm_svc,
+			      "must not be blank");
 	if (strcmp(type_s, "LLM") == 0 && models == NULL)
 		return invalid(c, "functionType LLM requires models");
 	if (models != NULL &&

@@ -532,7 +532,7 @@ static nvcf_status ensure_lease_bucket(nvcf_autoscaler *as)
 
 /*
  * Takes or renews the lease of @p vid. Renewal happens every third of the
- * lease, so a lease outlives two missed renewals. Returns whether this
+ * lease, so a lease survives one missed renewal. Returns whether this
  * replica may act on the version now.
  */
 static bool lease_hold(nvcf_autoscaler *as, const char *vid,

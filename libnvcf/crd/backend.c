@@ -4,6 +4,7 @@
  * the agent's backend file. Its status records whether the agent is alive
  * and how many GPUs of each type are in use.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,8 +163,8 @@ static nvcf_status decode_gpu(const cJSON *item, size_t i,
 				       KIND " spec.gpus[%zu].instanceTypes: "
 				       "expected at least one instance type, "
 				       "got []", i);
-	g->instance_types = calloc((size_t)cJSON_GetArraySize(types),
-				   sizeof(*g->instance_types));
+	g->instance_types = nvcf__crd_calloc_items(types,
+						   sizeof(*g->instance_types));
 	if (g->instance_types == NULL)
 		return nvcf__error_oom();
 	cJSON_ArrayForEach(t, types) {
@@ -230,7 +231,7 @@ static nvcf_status decode_spec(const cJSON *root, nvcf_crd_backend_spec *sp)
 		return nvcf__error_set(NVCF_EINVAL,
 				       KIND " spec.gpus: expected at least "
 				       "one GPU type, got []");
-	sp->gpus = calloc((size_t)cJSON_GetArraySize(gpus), sizeof(*sp->gpus));
+	sp->gpus = nvcf__crd_calloc_items(gpus, sizeof(*sp->gpus));
 	if (sp->gpus == NULL)
 		return nvcf__error_oom();
 	cJSON_ArrayForEach(item, gpus) {
@@ -245,31 +246,21 @@ static nvcf_status decode_spec(const cJSON *root, nvcf_crd_backend_spec *sp)
 static nvcf_status decode_status(const cJSON *root,
 				 nvcf_crd_backend_status *s)
 {
-	const cJSON *status = NULL, *as, *usage = NULL, *item;
-	char path[128], desc[64];
+	const cJSON *status = NULL, *usage = NULL, *item;
+	int agent = (int)s->agent_status;
+	char path[128];
 	nvcf_status st;
-	int found = -1;
 
 	if ((st = nvcf__crd_get_object(KIND, root, "status", "status",
 				       CRD_OPTIONAL, &status)) != NVCF_OK ||
 	    status == NULL)
 		return st;
-	as = cJSON_GetObjectItemCaseSensitive(status, "agentStatus");
-	if (as != NULL && !cJSON_IsNull(as)) {
-		for (int i = 0; cJSON_IsString(as) &&
-				i <= NVCF_CRD_AGENT_UNHEALTHY; i++)
-			if (strcmp(as->valuestring,
-				   nvcf_crd_agent_status_name(i)) == 0)
-				found = i;
-		if (found < 0) {
-			nvcf__crd_describe(as, desc);
-			return nvcf__error_set(NVCF_EINVAL,
-					       KIND " status.agentStatus: "
-					       "expected Unknown, Healthy or "
-					       "Unhealthy, got %s", desc);
-		}
-		s->agent_status = (nvcf_crd_agent_status_t)found;
-	}
+	if ((st = nvcf__crd_get_enum(KIND, status, "agentStatus",
+				     "status.agentStatus", CRD_OPTIONAL,
+				     &nvcf__crd_agent_statuses, &agent)) !=
+		    NVCF_OK)
+		return st;
+	s->agent_status = (nvcf_crd_agent_status_t)agent;
 	if ((st = nvcf__crd_get_time(KIND, status, "lastUpdatedAgentStatus",
 				     "status.lastUpdatedAgentStatus",
 				     &s->last_updated_agent_status_ms)) !=
@@ -279,8 +270,7 @@ static nvcf_status decode_status(const cJSON *root,
 				       &usage)) != NVCF_OK ||
 	    usage == NULL)
 		return st;
-	s->gpu_usage = calloc((size_t)cJSON_GetArraySize(usage) + 1,
-			      sizeof(*s->gpu_usage));
+	s->gpu_usage = nvcf__crd_calloc_items(usage, sizeof(*s->gpu_usage));
 	if (s->gpu_usage == NULL)
 		return nvcf__error_oom();
 	cJSON_ArrayForEach(item, usage) {
@@ -310,62 +300,22 @@ static nvcf_status decode_status(const cJSON *root,
 	return NVCF_OK;
 }
 
-static nvcf_status backend_decode(cJSON *root, nvcf_crd_backend **out)
+static nvcf_status decode(const cJSON *root, void *obj)
 {
-	nvcf_crd_backend *o = calloc(1, sizeof(*o));
+	nvcf_crd_backend *o = obj;
 	nvcf_status st;
 
-	if (o == NULL) {
-		cJSON_Delete(root);
-		return nvcf__error_oom();
-	}
-	o->version = NVCF_CRD_BACKEND_VERSION;
-	if ((st = nvcf__crd_check_header(root, KIND,
-					 NVCF_CRD_BACKEND_API_VERSION)) !=
-		    NVCF_OK ||
-	    (st = nvcf__crd_meta_decode(KIND, root, &o->metadata)) != NVCF_OK ||
-	    (st = decode_spec(root, &o->spec)) != NVCF_OK ||
-	    (st = decode_status(root, &o->status)) != NVCF_OK ||
-	    (st = nvcf_crd_backend_validate(o)) != NVCF_OK) {
-		nvcf_crd_backend_free(o);
-		cJSON_Delete(root);
+	if ((st = decode_spec(root, &o->spec)) != NVCF_OK ||
+	    (st = decode_status(root, &o->status)) != NVCF_OK)
 		return st;
-	}
-	cJSON_Delete(root);
-	*out = o;
-	return NVCF_OK;
-}
-
-nvcf_status nvcf_crd_backend_from_json(nvcf_crd_backend **out,
-				       const char *text, size_t len)
-{
-	cJSON *root = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = nvcf__crd_json_parse(text, len, KIND, &root)) != NVCF_OK)
-		return st;
-	return backend_decode(root, out);
-}
-
-nvcf_status nvcf_crd_backend_from_yaml(nvcf_crd_backend **out,
-				       const char *text, size_t len)
-{
-	cJSON *root = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = nvcf__crd_yaml_parse(text, len, KIND, &root)) != NVCF_OK)
-		return st;
-	return backend_decode(root, out);
+	return nvcf_crd_backend_validate(o);
 }
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static bool encode(cJSON *root, const nvcf_crd_backend *o)
+static bool encode(cJSON *root, const void *obj)
 {
+	const nvcf_crd_backend *o = obj;
 	const nvcf_crd_backend_spec *sp = &o->spec;
 	const nvcf_crd_backend_status *s = &o->status;
 	cJSON *spec, *gpus, *g, *types, *t, *status, *usage, *u;
@@ -381,10 +331,8 @@ static bool encode(cJSON *root, const nvcf_crd_backend *o)
 	    (gpus = cJSON_AddArrayToObject(spec, "gpus")) == NULL)
 		return false;
 	for (size_t i = 0; i < sp->gpus_count; i++) {
-		if ((g = cJSON_CreateObject()) == NULL)
-			return false;
-		cJSON_AddItemToArray(gpus, g);
-		if (!nvcf__crd_add_string(g, "name", sp->gpus[i].name) ||
+		if ((g = nvcf__crd_add_item(gpus)) == NULL ||
+		    !nvcf__crd_add_string(g, "name", sp->gpus[i].name) ||
 		    !nvcf__crd_add_number(g, "capacity",
 					  sp->gpus[i].capacity) ||
 		    (types = cJSON_AddArrayToObject(g, "instanceTypes")) ==
@@ -394,10 +342,8 @@ static bool encode(cJSON *root, const nvcf_crd_backend *o)
 			const nvcf_crd_instance_type *x =
 				&sp->gpus[i].instance_types[j];
 
-			if ((t = cJSON_CreateObject()) == NULL)
-				return false;
-			cJSON_AddItemToArray(types, t);
-			if (!nvcf__crd_add_string(t, "name", x->name) ||
+			if ((t = nvcf__crd_add_item(types)) == NULL ||
+			    !nvcf__crd_add_string(t, "name", x->name) ||
 			    !nvcf__crd_add_string(t, "description",
 						  x->description) ||
 			    !nvcf__crd_add_number(t, "gpuCount",
@@ -434,53 +380,41 @@ static bool encode(cJSON *root, const nvcf_crd_backend *o)
 	return true;
 }
 
-static nvcf_status backend_tree(const nvcf_crd_backend *o, cJSON **out)
-{
-	cJSON *root;
+NVCF__CRD_CODEC_GLUE(nvcf_crd_backend)
 
-	if (o == NULL || o->metadata.name == NULL)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND ": object or metadata.name is "
-				       "NULL: encode a decoded object");
-	root = cJSON_CreateObject();
-	if (root == NULL ||
-	    !nvcf__crd_add_string(root, "apiVersion",
-				  NVCF_CRD_BACKEND_API_VERSION) ||
-	    !nvcf__crd_add_string(root, "kind", KIND) ||
-	    !nvcf__crd_meta_encode(root, &o->metadata) || !encode(root, o)) {
-		cJSON_Delete(root);
-		return nvcf__error_oom();
-	}
-	*out = root;
-	return NVCF_OK;
+static const crd_codec codec = {
+	.kind = KIND,
+	.api_version = NVCF_CRD_BACKEND_API_VERSION,
+	.version = NVCF_CRD_BACKEND_VERSION,
+	.size = sizeof(nvcf_crd_backend),
+	.meta_offset = offsetof(nvcf_crd_backend, metadata),
+	.decode = decode,
+	.encode = encode,
+	.free = crd_free,
+	.store = crd_store,
+	.encode_needs = "object or metadata.name",
+};
+
+nvcf_status nvcf_crd_backend_from_json(nvcf_crd_backend **out,
+				       const char *text, size_t len)
+{
+	return nvcf__crd_decode_text(&codec, out, CRD_JSON, text, len);
+}
+
+nvcf_status nvcf_crd_backend_from_yaml(nvcf_crd_backend **out,
+				       const char *text, size_t len)
+{
+	return nvcf__crd_decode_text(&codec, out, CRD_YAML, text, len);
 }
 
 nvcf_status nvcf_crd_backend_to_json(char **out, const nvcf_crd_backend *obj)
 {
-	cJSON *tree = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = backend_tree(obj, &tree)) != NVCF_OK)
-		return st;
-	st = nvcf__crd_json_print(tree, out);
-	cJSON_Delete(tree);
-	return st;
+	return nvcf__crd_encode_text(&codec, out, CRD_JSON, obj);
 }
 
 nvcf_status nvcf_crd_backend_to_yaml(char **out, const nvcf_crd_backend *obj)
 {
-	cJSON *tree = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = backend_tree(obj, &tree)) != NVCF_OK)
-		return st;
-	st = nvcf__crd_yaml_print(tree, out);
-	cJSON_Delete(tree);
-	return st;
+	return nvcf__crd_encode_text(&codec, out, CRD_YAML, obj);
 }
 
 /* ---- reconcile --------------------------------------------------------- */
@@ -498,17 +432,8 @@ nvcf_status nvcf_crd_backend_reconcile(nvcf_crd_actions **actions_out,
 	bool changed;
 	nvcf_status st;
 
-	if (actions_out == NULL || obj == NULL)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " reconcile: actions_out or obj "
-				       "is NULL");
-	if (obj->version < 1 || obj->version > NVCF_CRD_BACKEND_VERSION)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " reconcile: object version %u "
-				       "is unknown: decode it with this "
-				       "library", obj->version);
-	if ((st = nvcf__crd_observation_check(obs)) != NVCF_OK ||
-	    (st = nvcf__crd_options_resolve(opts, &opt)) != NVCF_OK ||
+	if ((st = nvcf__crd_reconcile_check(&codec, actions_out, obj, obs,
+					    opts, &opt)) != NVCF_OK ||
 	    (st = nvcf_crd_backend_validate(obj)) != NVCF_OK)
 		return st;
 	s = &obj->status;

@@ -21,80 +21,73 @@
 
 /* ---- names ------------------------------------------------------------- */
 
-#define NAME_OF(table, v)                                                     \
-	((size_t)(v) < sizeof(table) / sizeof(table[0]) ? table[(v)]          \
-							: "unknown")
+#define ENUM(table, expected)                                                 \
+	{(table), sizeof(table) / sizeof((table)[0]), (expected)}
 
-const char *nvcf_crd_observed_name(nvcf_crd_observed_t state)
+static const char *const observed_names[] = {
+	"absent", "starting", "running", "succeeded", "failed", "terminated"};
+static const char *const ack_names[] = {"none", "ok", "retry", "rejected"};
+static const char *const action_names[] = {
+	"ack-message", "create-instance", "delete-instance", "report-status",
+	"garbage-collect", "requeue"};
+static const char *const icms_action_names[] = {
+	"RequestICMSInstances", "RequestICMSInstancesForTask",
+	"TerminateInstances"};
+static const char *const request_status_names[] = {
+	"", "RequestPending", "RequestInProgress", "RequestCachingInProgress",
+	"RequestInstancesInProgress", "RequestCompleted",
+	"RequestCompletionAcknowledged", "RequestFailed",
+	"RequestFailureAcknowledged"};
+static const char *const instance_kind_names[] = {"Pod", "MiniService"};
+static const char *const phase_names[] = {
+	"", "CachingInProgress", "Installing", "Installed", "Starting",
+	"Running", "Completed", "InstallFailed", "Failed"};
+static const char *const agent_status_names[] = {"Unknown", "Healthy",
+						  "Unhealthy"};
+
+static const crd_enum observed_enum = ENUM(observed_names, NULL);
+static const crd_enum ack_enum = ENUM(ack_names, NULL);
+static const crd_enum action_enum = ENUM(action_names, NULL);
+const crd_enum nvcf__crd_icms_actions = ENUM(
+	icms_action_names, "RequestICMSInstances, "
+			   "RequestICMSInstancesForTask or TerminateInstances");
+const crd_enum nvcf__crd_request_statuses = ENUM(
+	request_status_names,
+	"\"\" or a Request* state such as RequestPending");
+const crd_enum nvcf__crd_instance_kinds = ENUM(instance_kind_names,
+					       "Pod or MiniService");
+const crd_enum nvcf__crd_phases = ENUM(
+	phase_names, "\"\", CachingInProgress, Installing, Installed, "
+		     "Starting, Running, Completed, InstallFailed or Failed");
+const crd_enum nvcf__crd_agent_statuses = ENUM(
+	agent_status_names, "Unknown, Healthy or Unhealthy");
+#undef ENUM
+
+static const char *name_of(const crd_enum *e, size_t v)
 {
-	static const char *const names[] = {
-		"absent", "starting", "running", "succeeded", "failed",
-		"terminated"};
-
-	return NAME_OF(names, state);
+	return v < e->count ? e->names[v] : "unknown";
 }
 
-const char *nvcf_crd_ack_name(nvcf_crd_ack_t ack)
-{
-	static const char *const names[] = {"none", "ok", "retry",
-					    "rejected"};
+/* One public lookup per enum, each a row of this table. */
+#define NAME_FUNCTION(fn, type, e)                                            \
+	const char *fn(type v)                                                \
+	{                                                                     \
+		return name_of((e), (size_t)v);                               \
+	}
 
-	return NAME_OF(names, ack);
-}
-
-const char *nvcf_crd_action_name(nvcf_crd_action_kind_t kind)
-{
-	static const char *const names[] = {
-		"ack-message", "create-instance", "delete-instance",
-		"report-status", "garbage-collect", "requeue"};
-
-	return NAME_OF(names, kind);
-}
-
-const char *nvcf_crd_icms_action_name(nvcf_crd_icms_action_t a)
-{
-	static const char *const names[] = {
-		"RequestICMSInstances", "RequestICMSInstancesForTask",
-		"TerminateInstances"};
-
-	return NAME_OF(names, a);
-}
-
-const char *nvcf_crd_request_status_name(nvcf_crd_request_status_t status)
-{
-	static const char *const names[] = {
-		"", "RequestPending", "RequestInProgress",
-		"RequestCachingInProgress", "RequestInstancesInProgress",
-		"RequestCompleted", "RequestCompletionAcknowledged",
-		"RequestFailed", "RequestFailureAcknowledged"};
-
-	return NAME_OF(names, status);
-}
-
-const char *nvcf_crd_instance_kind_name(nvcf_crd_instance_kind_t k)
-{
-	static const char *const names[] = {"Pod", "MiniService"};
-
-	return NAME_OF(names, k);
-}
-
-const char *nvcf_crd_phase_name(nvcf_crd_phase_t phase)
-{
-	static const char *const names[] = {
-		"", "CachingInProgress", "Installing", "Installed",
-		"Starting", "Running", "Completed", "InstallFailed",
-		"Failed"};
-
-	return NAME_OF(names, phase);
-}
-
-const char *nvcf_crd_agent_status_name(nvcf_crd_agent_status_t status)
-{
-	static const char *const names[] = {"Unknown", "Healthy",
-					    "Unhealthy"};
-
-	return NAME_OF(names, status);
-}
+NAME_FUNCTION(nvcf_crd_observed_name, nvcf_crd_observed_t, &observed_enum)
+NAME_FUNCTION(nvcf_crd_ack_name, nvcf_crd_ack_t, &ack_enum)
+NAME_FUNCTION(nvcf_crd_action_name, nvcf_crd_action_kind_t, &action_enum)
+NAME_FUNCTION(nvcf_crd_icms_action_name, nvcf_crd_icms_action_t,
+	      &nvcf__crd_icms_actions)
+NAME_FUNCTION(nvcf_crd_request_status_name, nvcf_crd_request_status_t,
+	      &nvcf__crd_request_statuses)
+NAME_FUNCTION(nvcf_crd_instance_kind_name, nvcf_crd_instance_kind_t,
+	      &nvcf__crd_instance_kinds)
+NAME_FUNCTION(nvcf_crd_phase_name, nvcf_crd_phase_t, &nvcf__crd_phases)
+NAME_FUNCTION(nvcf_crd_agent_status_name, nvcf_crd_agent_status_t,
+	      &nvcf__crd_agent_statuses)
+#undef NAME_FUNCTION
 
 /* ---- options and observations ------------------------------------------ */
 
@@ -181,6 +174,71 @@ nvcf__crd_observed_find(const nvcf_crd_observation *obs, const char *id)
 	return NULL;
 }
 
+static const nvcf_crd_meta *meta_of(const crd_codec *c, const void *obj)
+{
+	return (const nvcf_crd_meta *)((const char *)obj + c->meta_offset);
+}
+
+nvcf_status nvcf__crd_reconcile_check(const crd_codec *c,
+				      const void *actions_out,
+				      const void *obj,
+				      const nvcf_crd_observation *obs,
+				      const nvcf_crd_options *opts,
+				      nvcf_crd_options *opt)
+{
+	unsigned int version;
+	nvcf_status st;
+
+	if (actions_out == NULL || obj == NULL ||
+	    (c->reconcile_needs_name && meta_of(c, obj)->name == NULL))
+		return nvcf__error_set(NVCF_EINVAL, "%s reconcile: %s is NULL",
+				       c->kind, c->reconcile_needs_name
+				       ? "actions_out, obj or its metadata.name"
+				       : "actions_out or obj");
+	/* Every object's first member is its version. */
+	version = *(const unsigned int *)obj;
+	if (version < 1 || version > c->version)
+		return nvcf__error_set(NVCF_EINVAL,
+				       "%s reconcile: object version %u is "
+				       "unknown: decode it with this library",
+				       c->kind, version);
+	if ((st = nvcf__crd_observation_check(obs)) != NVCF_OK)
+		return st;
+	return nvcf__crd_options_resolve(opts, opt);
+}
+
+nvcf_status nvcf__crd_reconcile_begin(const crd_codec *c,
+				      const void *actions_out, void *obj,
+				      const nvcf_crd_observation *obs,
+				      const nvcf_crd_options *opts,
+				      nvcf_crd_options *opt,
+				      nvcf_crd_actions **acts)
+{
+	nvcf_crd_meta *meta;
+	nvcf_status st;
+
+	st = nvcf__crd_reconcile_check(c, actions_out, obj, obs, opts, opt);
+	if (st != NVCF_OK)
+		return st;
+	if ((*acts = nvcf__crd_actions_new()) == NULL)
+		return nvcf__error_oom();
+	meta = (nvcf_crd_meta *)((char *)obj + c->meta_offset);
+	if (meta->created_ms == 0)
+		meta->created_ms = obs->now_ms;
+	return NVCF_OK;
+}
+
+nvcf_status nvcf__crd_reconcile_end(nvcf_crd_actions **actions_out,
+				    nvcf_crd_actions *acts, bool oom)
+{
+	if (oom) {
+		nvcf_crd_actions_free(acts);
+		return nvcf__error_oom();
+	}
+	*actions_out = acts;
+	return NVCF_OK;
+}
+
 /* ---- action lists ------------------------------------------------------ */
 
 nvcf_crd_actions *nvcf__crd_actions_new(void)
@@ -212,12 +270,11 @@ nvcf_crd_action *nvcf__crd_actions_add(nvcf_crd_actions *list,
 {
 	nvcf_crd_action *items, *a;
 
-	items = realloc(list->items, (list->count + 1) * sizeof(*items));
+	items = nvcf__crd_grow(list->items, list->count, sizeof(*items));
 	if (items == NULL)
 		return NULL;
 	list->items = items;
 	a = &items[list->count];
-	memset(a, 0, sizeof(*a));
 	a->kind = kind;
 	a->instance_id = nvcf__strdup(instance_id);
 	a->state = nvcf__strdup(state);
@@ -242,6 +299,15 @@ bool nvcf__crd_requeue(nvcf_crd_actions *list, int64_t after_ms)
 		return false;
 	a->after_ms = after_ms;
 	return true;
+}
+
+void *nvcf__crd_grow(void *items, size_t count, size_t size)
+{
+	char *v = realloc(items, (count + 1) * size);
+
+	if (v != NULL)
+		memset(v + count * size, 0, size);
+	return v;
 }
 
 bool nvcf__crd_set_string(char **dst, const char *src)
@@ -713,8 +779,8 @@ nvcf_status nvcf__crd_missing(const char *kind, const char *path,
 			       path, expected);
 }
 
-static nvcf_status wrong_type(const char *kind, const char *path,
-			      const char *expected, const cJSON *got)
+nvcf_status nvcf__crd_wrong_type(const char *kind, const char *path,
+				 const char *expected, const cJSON *got)
 {
 	char desc[64];
 
@@ -732,36 +798,62 @@ static const cJSON *member(const cJSON *obj, const char *key)
 	return cJSON_IsNull(item) ? NULL : item;
 }
 
-nvcf_status nvcf__crd_get_object(const char *kind, const cJSON *obj,
+static nvcf_status get_container(const char *kind, const cJSON *obj,
 				 const char *key, const char *path,
-				 crd_need need, const cJSON **out)
+				 crd_need need,
+				 cJSON_bool (*is)(const cJSON *),
+				 const char *expected, const cJSON **out)
 {
 	const cJSON *item = member(obj, key);
 
 	if (item == NULL)
 		return need == CRD_REQUIRED
-			? nvcf__crd_missing(kind, path, "a mapping")
+			? nvcf__crd_missing(kind, path, expected)
 			: NVCF_OK;
-	if (!cJSON_IsObject(item))
-		return wrong_type(kind, path, "a mapping", item);
+	if (!is(item))
+		return nvcf__crd_wrong_type(kind, path, expected, item);
 	*out = item;
 	return NVCF_OK;
+}
+
+nvcf_status nvcf__crd_get_object(const char *kind, const cJSON *obj,
+				 const char *key, const char *path,
+				 crd_need need, const cJSON **out)
+{
+	return get_container(kind, obj, key, path, need, cJSON_IsObject,
+			     "a mapping", out);
 }
 
 nvcf_status nvcf__crd_get_array(const char *kind, const cJSON *obj,
 				const char *key, const char *path,
 				crd_need need, const cJSON **out)
 {
+	return get_container(kind, obj, key, path, need, cJSON_IsArray,
+			     "a list", out);
+}
+
+nvcf_status nvcf__crd_get_enum(const char *kind, const cJSON *obj,
+			       const char *key, const char *path,
+			       crd_need need, const crd_enum *e, int *out)
+{
 	const cJSON *item = member(obj, key);
 
 	if (item == NULL)
 		return need == CRD_REQUIRED
-			? nvcf__crd_missing(kind, path, "a list")
+			? nvcf__crd_missing(kind, path, e->expected)
 			: NVCF_OK;
-	if (!cJSON_IsArray(item))
-		return wrong_type(kind, path, "a list", item);
-	*out = item;
-	return NVCF_OK;
+	for (size_t i = 0; cJSON_IsString(item) && i < e->count; i++) {
+		if (strcmp(item->valuestring, e->names[i]) == 0) {
+			*out = (int)i;
+			return NVCF_OK;
+		}
+	}
+	return nvcf__crd_wrong_type(kind, path, e->expected, item);
+}
+
+void *nvcf__crd_calloc_items(const cJSON *arr, size_t size)
+{
+	return calloc((size_t)cJSON_GetArraySize(arr) + 1, size);
 }
 
 nvcf_status nvcf__crd_get_string(const char *kind, const cJSON *obj,
@@ -776,7 +868,7 @@ nvcf_status nvcf__crd_get_string(const char *kind, const cJSON *obj,
 			: NVCF_OK;
 	if (!cJSON_IsString(item) ||
 	    (need == CRD_REQUIRED && item->valuestring[0] == '\0'))
-		return wrong_type(kind, path, need == CRD_REQUIRED
+		return nvcf__crd_wrong_type(kind, path, need == CRD_REQUIRED
 				  ? "a non-empty string" : "a string", item);
 	if (!nvcf__crd_set_string(out, item->valuestring))
 		return nvcf__error_oom();
@@ -797,10 +889,10 @@ nvcf_status nvcf__crd_get_uint(const char *kind, const cJSON *obj,
 			? nvcf__crd_missing(kind, path, expected)
 			: NVCF_OK;
 	if (!cJSON_IsNumber(item))
-		return wrong_type(kind, path, expected, item);
+		return nvcf__crd_wrong_type(kind, path, expected, item);
 	v = item->valuedouble;
 	if (v != floor(v) || v < (double)min || v > 4294967295.0)
-		return wrong_type(kind, path, expected, item);
+		return nvcf__crd_wrong_type(kind, path, expected, item);
 	*out = (uint32_t)v;
 	return NVCF_OK;
 }
@@ -817,7 +909,8 @@ nvcf_status nvcf__crd_get_int64(const char *kind, const cJSON *obj,
 	v = cJSON_IsNumber(item) ? item->valuedouble : -1;
 	/* Doubles hold integers exactly only up to 2^53. */
 	if (v != floor(v) || v < 0 || v > 9007199254740992.0)
-		return wrong_type(kind, path, "a non-negative integer", item);
+		return nvcf__crd_wrong_type(kind, path,
+					    "a non-negative integer", item);
 	*out = (int64_t)v;
 	return NVCF_OK;
 }
@@ -830,7 +923,7 @@ nvcf_status nvcf__crd_get_bool(const char *kind, const cJSON *obj,
 	if (item == NULL)
 		return NVCF_OK;
 	if (!cJSON_IsBool(item))
-		return wrong_type(kind, path, "true or false", item);
+		return nvcf__crd_wrong_type(kind, path, "true or false", item);
 	*out = cJSON_IsTrue(item);
 	return NVCF_OK;
 }
@@ -845,7 +938,7 @@ nvcf_status nvcf__crd_get_time(const char *kind, const cJSON *obj,
 		return NVCF_OK;
 	if (!cJSON_IsString(item) ||
 	    nvcf__crd_time_parse(item->valuestring, ms_out) != NVCF_OK)
-		return wrong_type(kind, path,
+		return nvcf__crd_wrong_type(kind, path,
 				  "an RFC 3339 UTC time such as "
 				  "\"2024-05-01T12:00:00Z\"", item);
 	return NVCF_OK;
@@ -854,20 +947,15 @@ nvcf_status nvcf__crd_get_time(const char *kind, const cJSON *obj,
 nvcf_status nvcf__crd_get_raw(const char *kind, const cJSON *obj,
 			      const char *key, const char *path, char **out)
 {
-	const cJSON *item = member(obj, key);
-	char *text, *copy;
+	const cJSON *item = NULL;
+	char *copy = NULL;
+	nvcf_status st;
 
-	if (item == NULL)
-		return NVCF_OK;
-	if (!cJSON_IsObject(item))
-		return wrong_type(kind, path, "a mapping", item);
-	text = cJSON_PrintUnformatted(item);
-	if (text == NULL)
-		return nvcf__error_oom();
-	copy = strdup(text);
-	cJSON_free(text);
-	if (copy == NULL)
-		return nvcf__error_oom();
+	st = nvcf__crd_get_object(kind, obj, key, path, CRD_OPTIONAL, &item);
+	if (st != NVCF_OK || item == NULL)
+		return st;
+	if ((st = nvcf__crd_json_print(item, &copy)) != NVCF_OK)
+		return st;
 	free(*out);
 	*out = copy;
 	return NVCF_OK;
@@ -886,14 +974,15 @@ nvcf_status nvcf__crd_get_strings(const char *kind, const cJSON *obj,
 	st = nvcf__crd_get_array(kind, obj, key, path, need, &arr);
 	if (st != NVCF_OK || arr == NULL)
 		return st;
-	v = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*v));
+	v = nvcf__crd_calloc_items(arr, sizeof(*v));
 	if (v == NULL)
 		return nvcf__error_oom();
 	cJSON_ArrayForEach(item, arr) {
 		if (!cJSON_IsString(item)) {
 			snprintf(sub, sizeof(sub), "%s[%zu]", path, n);
 			nvcf__crd_strings_free(v, n);
-			return wrong_type(kind, sub, "a string", item);
+			return nvcf__crd_wrong_type(kind, sub, "a string",
+						    item);
 		}
 		if ((v[n] = strdup(item->valuestring)) == NULL) {
 			nvcf__crd_strings_free(v, n);
@@ -970,8 +1059,7 @@ nvcf_status nvcf__crd_meta_decode(const char *kind, const cJSON *root,
 		return st;
 	if (labels == NULL)
 		return NVCF_OK;
-	meta->labels = calloc((size_t)cJSON_GetArraySize(labels) + 1,
-			      sizeof(*meta->labels));
+	meta->labels = nvcf__crd_calloc_items(labels, sizeof(*meta->labels));
 	if (meta->labels == NULL)
 		return nvcf__error_oom();
 	cJSON_ArrayForEach(item, labels) {
@@ -980,7 +1068,8 @@ nvcf_status nvcf__crd_meta_decode(const char *kind, const cJSON *root,
 		if (!cJSON_IsString(item)) {
 			snprintf(path, sizeof(path), "metadata.labels.%.64s",
 				 item->string);
-			return wrong_type(kind, path, "a string", item);
+			return nvcf__crd_wrong_type(kind, path, "a string",
+						    item);
 		}
 		l->key = strdup(item->string);
 		l->value = strdup(item->valuestring);
@@ -1081,4 +1170,94 @@ bool nvcf__crd_add_strings(cJSON *obj, const char *key, char *const *v,
 cJSON *nvcf__crd_add_object(cJSON *obj, const char *key)
 {
 	return cJSON_AddObjectToObject(obj, key);
+}
+
+cJSON *nvcf__crd_add_item(cJSON *arr)
+{
+	cJSON *item = cJSON_CreateObject();
+
+	if (item != NULL)
+		cJSON_AddItemToArray(arr, item);
+	return item;
+}
+
+/* ---- documents of any kind --------------------------------------------- */
+
+nvcf_status nvcf__crd_decode_text(const crd_codec *c, void *out,
+				  crd_form form, const char *text,
+				  size_t len)
+{
+	cJSON *root = NULL;
+	nvcf_status st;
+	void *o;
+
+	if (out == NULL)
+		return nvcf__error_set(NVCF_EINVAL, "%s: out is NULL", c->kind);
+	st = form == CRD_YAML
+		? nvcf__crd_yaml_parse(text, len, c->kind, &root)
+		: nvcf__crd_json_parse(text, len, c->kind, &root);
+	if (st != NVCF_OK)
+		return st;
+	if ((o = calloc(1, c->size)) == NULL) {
+		cJSON_Delete(root);
+		return nvcf__error_oom();
+	}
+	/* Every object's first member is its version. */
+	*(unsigned int *)o = c->version;
+	if ((st = nvcf__crd_check_header(root, c->kind, c->api_version)) !=
+		    NVCF_OK ||
+	    (st = nvcf__crd_meta_decode(c->kind, root,
+					(nvcf_crd_meta *)((char *)o +
+							  c->meta_offset))) !=
+		    NVCF_OK ||
+	    (st = c->decode(root, o)) != NVCF_OK) {
+		c->free(o);
+		cJSON_Delete(root);
+		return st;
+	}
+	cJSON_Delete(root);
+	c->store(out, o);
+	return NVCF_OK;
+}
+
+static nvcf_status encode_tree(const crd_codec *c, const void *obj,
+			       cJSON **out)
+{
+	cJSON *root;
+
+	if (obj == NULL || meta_of(c, obj)->name == NULL ||
+	    (c->complete != NULL && !c->complete(obj)))
+		return nvcf__error_set(NVCF_EINVAL,
+				       "%s: %s is NULL: encode a decoded "
+				       "object", c->kind, c->encode_needs);
+	root = cJSON_CreateObject();
+	if (root == NULL ||
+	    !nvcf__crd_add_string(root, "apiVersion", c->api_version) ||
+	    !nvcf__crd_add_string(root, "kind", c->kind) ||
+	    !nvcf__crd_meta_encode(root, meta_of(c, obj)) ||
+	    !c->encode(root, obj)) {
+		cJSON_Delete(root);
+		if (c->encode_error == NULL)
+			return nvcf__error_oom();
+		return nvcf__error_set(NVCF_ENOMEM, "%s: %s", c->kind,
+				       c->encode_error);
+	}
+	*out = root;
+	return NVCF_OK;
+}
+
+nvcf_status nvcf__crd_encode_text(const crd_codec *c, char **out,
+				  crd_form form, const void *obj)
+{
+	cJSON *tree = NULL;
+	nvcf_status st;
+
+	if (out == NULL)
+		return nvcf__error_set(NVCF_EINVAL, "%s: out is NULL", c->kind);
+	if ((st = encode_tree(c, obj, &tree)) != NVCF_OK)
+		return st;
+	st = form == CRD_YAML ? nvcf__crd_yaml_print(tree, out)
+			      : nvcf__crd_json_print(tree, out);
+	cJSON_Delete(tree);
+	return st;
 }

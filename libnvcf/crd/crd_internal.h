@@ -75,8 +75,36 @@ nvcf_status nvcf__crd_get_strings(const char *kind, const cJSON *obj,
 				  const char *key, const char *path,
 				  crd_need need, char ***out, size_t *count);
 
+/* The names of an enum's values, for printing and for decoding. */
+typedef struct crd_enum {
+	const char *const *names;  /* indexed by value */
+	size_t count;
+	const char *expected;      /* the accepted names, for error messages */
+} crd_enum;
+
+extern const crd_enum nvcf__crd_icms_actions;
+extern const crd_enum nvcf__crd_request_statuses;
+extern const crd_enum nvcf__crd_instance_kinds;
+extern const crd_enum nvcf__crd_phases;
+extern const crd_enum nvcf__crd_agent_statuses;
+
+/* Decodes the value of @p key, named as in @p e, like the decoders above. */
+nvcf_status nvcf__crd_get_enum(const char *kind, const cJSON *obj,
+			       const char *key, const char *path,
+			       crd_need need, const crd_enum *e, int *out);
+
+/*
+ * Allocates a zeroed array with room for every element of @p arr and one
+ * more, so that an empty list still allocates.
+ */
+void *nvcf__crd_calloc_items(const cJSON *arr, size_t size);
+
 /* Describes @p item for an error message: its JSON text, shortened. */
 void nvcf__crd_describe(const cJSON *item, char out[64]);
+
+/* "expected X, got Y" error. */
+nvcf_status nvcf__crd_wrong_type(const char *kind, const char *path,
+				 const char *expected, const cJSON *got);
 
 /* "missing field X" error. */
 nvcf_status nvcf__crd_missing(const char *kind, const char *path,
@@ -108,10 +136,97 @@ bool nvcf__crd_add_strings(cJSON *obj, const char *key, char *const *v,
 			   size_t n);
 /* Returns a new object under @p key, or NULL on allocation failure. */
 cJSON *nvcf__crd_add_object(cJSON *obj, const char *key);
+/* Appends a new object to @p arr and returns it, or NULL when out of memory. */
+cJSON *nvcf__crd_add_item(cJSON *arr);
 
 void nvcf__crd_strings_free(char **v, size_t n);
 
+/* ---- one codec for every kind ------------------------------------------ */
+
+typedef enum crd_form {
+	CRD_JSON = 0,
+	CRD_YAML = 1
+} crd_form;
+
+/*
+ * The parts of a kind that differ from the other kinds. Every object starts
+ * with its version and metadata, which the shared code fills and checks.
+ */
+typedef struct crd_codec {
+	const char *kind;         /* "ICMSRequest" */
+	const char *api_version;  /* of the document */
+	unsigned int version;     /* of the C object */
+	size_t size;              /* sizeof the C object */
+	size_t meta_offset;       /* offsetof its metadata */
+	/* Decodes spec and status into @p obj and checks the result. */
+	nvcf_status (*decode)(const cJSON *root, void *obj);
+	/* Adds spec and status to @p root, or returns false on failure. */
+	bool (*encode)(cJSON *root, const void *obj);
+	void (*free)(void *obj);
+	/* Stores @p obj into the caller's typed pointer @p out. */
+	void (*store)(void *out, void *obj);
+	/* Checks the members encoding needs besides metadata.name (or NULL). */
+	bool (*complete)(const void *obj);
+	const char *encode_needs;  /* what must not be NULL, for the error */
+	const char *encode_error;  /* why encoding fails besides memory */
+	bool reconcile_needs_name; /* reconcile requires metadata.name */
+} crd_codec;
+
+/*
+ * Defines crd_free() and crd_store(), the free and store members of the
+ * codec of @p type (a name such as nvcf_crd_icms).
+ */
+#define NVCF__CRD_CODEC_GLUE(type)                                            \
+	static void crd_free(void *obj)                                       \
+	{                                                                     \
+		type##_free(obj);                                             \
+	}                                                                     \
+	static void crd_store(void *out, void *obj)                           \
+	{                                                                     \
+		*(type **)out = obj;                                          \
+	}
+
+/*
+ * Parses @p text in @p form and decodes it. On success it stores the new
+ * object through @p out, a pointer to the caller's object pointer.
+ */
+nvcf_status nvcf__crd_decode_text(const crd_codec *c, void *out,
+				  crd_form form, const char *text,
+				  size_t len);
+/* Encodes @p obj in @p form into a new string. */
+nvcf_status nvcf__crd_encode_text(const crd_codec *c, char **out,
+				  crd_form form, const void *obj);
+
 /* ---- reconcile support ------------------------------------------------- */
+
+/*
+ * Checks the arguments every reconcile step takes, then resolves @p opts
+ * into @p opt.
+ */
+nvcf_status nvcf__crd_reconcile_check(const crd_codec *c,
+				      const void *actions_out,
+				      const void *obj,
+				      const nvcf_crd_observation *obs,
+				      const nvcf_crd_options *opts,
+				      nvcf_crd_options *opt);
+/*
+ * Runs nvcf__crd_reconcile_check(), then creates the action list @p acts.
+ * An object without a creation time is taken as created now.
+ */
+nvcf_status nvcf__crd_reconcile_begin(const crd_codec *c,
+				      const void *actions_out, void *obj,
+				      const nvcf_crd_observation *obs,
+				      const nvcf_crd_options *opts,
+				      nvcf_crd_options *opt,
+				      nvcf_crd_actions **acts);
+/* Hands @p acts to the caller, or frees them and fails when @p oom. */
+nvcf_status nvcf__crd_reconcile_end(nvcf_crd_actions **actions_out,
+				    nvcf_crd_actions *acts, bool oom);
+/*
+ * Grows @p items (@p count elements of @p size) by one zeroed element.
+ * Returns the new array, or NULL with @p items untouched.
+ */
+void *nvcf__crd_grow(void *items, size_t count, size_t size);
 
 /* Resolved options: every member set, versions checked. */
 nvcf_status nvcf__crd_options_resolve(const nvcf_crd_options *in,

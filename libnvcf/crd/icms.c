@@ -5,6 +5,7 @@
  * replaced by the bus: "ACK to ICMS" is the ack of the order message, and
  * "post the instance status" is writing the instance record.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,11 @@ static nvcf_crd_icms_instance *instance_add(nvcf_crd_icms *o, const char *id,
 	nvcf_crd_icms_status *s = &o->status;
 	nvcf_crd_icms_instance *v, *in;
 
-	v = realloc(s->instances, (s->instances_count + 1) * sizeof(*v));
+	v = nvcf__crd_grow(s->instances, s->instances_count, sizeof(*v));
 	if (v == NULL)
 		return NULL;
 	s->instances = v;
 	in = &v[s->instances_count];
-	memset(in, 0, sizeof(*in));
 	in->kind = kind;
 	in->id = strdup(id);
 	in->status = strdup(status);
@@ -62,41 +62,9 @@ static nvcf_crd_icms_instance *instance_add(nvcf_crd_icms *o, const char *id,
 
 /* ---- decoding ---------------------------------------------------------- */
 
-static nvcf_status parse_enum(const char *path, const cJSON *item,
-			      const char *(*name)(int), int n, int *out,
-			      const char *expected)
-{
-	char desc[64];
-
-	for (int i = 0; cJSON_IsString(item) && i < n; i++) {
-		if (strcmp(item->valuestring, name(i)) == 0) {
-			*out = i;
-			return NVCF_OK;
-		}
-	}
-	nvcf__crd_describe(item, desc);
-	return nvcf__error_set(NVCF_EINVAL, KIND " %s: expected %s, got %s",
-			       path, expected, desc);
-}
-
-static const char *action_name_int(int v)
-{
-	return nvcf_crd_icms_action_name((nvcf_crd_icms_action_t)v);
-}
-
-static const char *status_name_int(int v)
-{
-	return nvcf_crd_request_status_name((nvcf_crd_request_status_t)v);
-}
-
-static const char *kind_name_int(int v)
-{
-	return nvcf_crd_instance_kind_name((nvcf_crd_instance_kind_t)v);
-}
-
 static nvcf_status decode_spec(const cJSON *root, nvcf_crd_icms_spec *sp)
 {
-	const cJSON *spec = NULL, *term = NULL, *action;
+	const cJSON *spec = NULL, *term = NULL;
 	bool creation, task;
 	const char *ls_key, *other_key;
 	nvcf_status st;
@@ -108,16 +76,9 @@ static nvcf_status decode_spec(const cJSON *root, nvcf_crd_icms_spec *sp)
 				       "spec.requestId", CRD_REQUIRED,
 				       &sp->request_id)) != NVCF_OK)
 		return st;
-	action = cJSON_GetObjectItemCaseSensitive(spec, "action");
-	if (action == NULL || cJSON_IsNull(action))
-		return nvcf__crd_missing(KIND, "spec.action",
-					 "RequestICMSInstances, "
-					 "RequestICMSInstancesForTask or "
-					 "TerminateInstances");
-	if ((st = parse_enum("spec.action", action, action_name_int, 3, &a,
-			     "RequestICMSInstances, "
-			     "RequestICMSInstancesForTask or "
-			     "TerminateInstances")) != NVCF_OK)
+	if ((st = nvcf__crd_get_enum(KIND, spec, "action", "spec.action",
+				     CRD_REQUIRED, &nvcf__crd_icms_actions,
+				     &a)) != NVCF_OK)
 		return st;
 	sp->action = (nvcf_crd_icms_action_t)a;
 	creation = sp->action != NVCF_CRD_ICMS_TERMINATE_INSTANCES;
@@ -207,19 +168,12 @@ static nvcf_status decode_instance(const cJSON *item, nvcf_crd_icms *o)
 	nvcf_crd_icms_instance in = {0};
 	const char *key = item->string;
 	char path[160], *id = NULL;
-	const cJSON *t;
 	nvcf_status st;
 	int kind = 0;
 
 	snprintf(path, sizeof(path), "status.instances.%.64s", key);
-	if (!cJSON_IsObject(item)) {
-		char desc[64];
-
-		nvcf__crd_describe(item, desc);
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " %s: expected a mapping, got %s",
-				       path, desc);
-	}
+	if (!cJSON_IsObject(item))
+		return nvcf__crd_wrong_type(KIND, path, "a mapping", item);
 	if (key[0] == '\0' || instance_find(o, key) != NULL)
 		return nvcf__error_set(NVCF_EINVAL,
 				       KIND " %s: empty or repeated instance "
@@ -235,10 +189,10 @@ static nvcf_status decode_instance(const cJSON *item, nvcf_crd_icms *o)
 	free(id);
 	if (st != NVCF_OK)
 		return st;
-	t = cJSON_GetObjectItemCaseSensitive(item, "instanceType");
-	if (t != NULL && !cJSON_IsNull(t) &&
-	    (st = parse_enum(SUB("instanceType"), t, kind_name_int, 2, &kind,
-			     "Pod or MiniService")) != NVCF_OK)
+	if ((st = nvcf__crd_get_enum(KIND, item, "instanceType",
+				     SUB("instanceType"), CRD_OPTIONAL,
+				     &nvcf__crd_instance_kinds, &kind)) !=
+		    NVCF_OK)
 		return st;
 	if ((st = nvcf__crd_get_string(KIND, item, "status", SUB("status"),
 				       CRD_OPTIONAL, &in.status)) != NVCF_OK ||
@@ -280,23 +234,20 @@ fail:
 static nvcf_status decode_status(const cJSON *root, nvcf_crd_icms_status *s,
 				 nvcf_crd_icms *o)
 {
-	const cJSON *status = NULL, *rs, *instances = NULL, *item;
+	const cJSON *status = NULL, *instances = NULL, *item;
+	int v = (int)s->request_status;
 	nvcf_status st;
-	int v = 0;
 
 	if ((st = nvcf__crd_get_object(KIND, root, "status", "status",
 				       CRD_OPTIONAL, &status)) != NVCF_OK ||
 	    status == NULL)
 		return st;
-	rs = cJSON_GetObjectItemCaseSensitive(status, "requestStatus");
-	if (rs != NULL && !cJSON_IsNull(rs)) {
-		if ((st = parse_enum("status.requestStatus", rs,
-				     status_name_int, 9, &v,
-				     "\"\" or a Request* state such as "
-				     "RequestPending")) != NVCF_OK)
-			return st;
-		s->request_status = (nvcf_crd_request_status_t)v;
-	}
+	if ((st = nvcf__crd_get_enum(KIND, status, "requestStatus",
+				     "status.requestStatus", CRD_OPTIONAL,
+				     &nvcf__crd_request_statuses, &v)) !=
+		    NVCF_OK)
+		return st;
+	s->request_status = (nvcf_crd_request_status_t)v;
 	if ((st = nvcf__crd_get_time(KIND, status, "lastStatusUpdated",
 				     "status.lastStatusUpdated",
 				     &s->last_status_updated_ms)) != NVCF_OK ||
@@ -321,54 +272,12 @@ static nvcf_status decode_status(const cJSON *root, nvcf_crd_icms_status *s,
 	return NVCF_OK;
 }
 
-static nvcf_status icms_decode(cJSON *root, nvcf_crd_icms **out)
+static nvcf_status decode(const cJSON *root, void *obj)
 {
-	nvcf_crd_icms *o = calloc(1, sizeof(*o));
-	nvcf_status st;
+	nvcf_crd_icms *o = obj;
+	nvcf_status st = decode_spec(root, &o->spec);
 
-	if (o == NULL) {
-		cJSON_Delete(root);
-		return nvcf__error_oom();
-	}
-	o->version = NVCF_CRD_ICMS_VERSION;
-	if ((st = nvcf__crd_check_header(
-		     root, KIND, NVCF_CRD_ICMS_API_VERSION)) != NVCF_OK ||
-	    (st = nvcf__crd_meta_decode(KIND, root, &o->metadata)) != NVCF_OK ||
-	    (st = decode_spec(root, &o->spec)) != NVCF_OK ||
-	    (st = decode_status(root, &o->status, o)) != NVCF_OK) {
-		nvcf_crd_icms_free(o);
-		cJSON_Delete(root);
-		return st;
-	}
-	cJSON_Delete(root);
-	*out = o;
-	return NVCF_OK;
-}
-
-nvcf_status nvcf_crd_icms_from_json(nvcf_crd_icms **out, const char *text,
-				    size_t len)
-{
-	cJSON *root = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = nvcf__crd_json_parse(text, len, KIND, &root)) != NVCF_OK)
-		return st;
-	return icms_decode(root, out);
-}
-
-nvcf_status nvcf_crd_icms_from_yaml(nvcf_crd_icms **out, const char *text,
-				    size_t len)
-{
-	cJSON *root = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = nvcf__crd_yaml_parse(text, len, KIND, &root)) != NVCF_OK)
-		return st;
-	return icms_decode(root, out);
+	return st != NVCF_OK ? st : decode_status(root, &o->status, o);
 }
 
 void nvcf_crd_icms_free(nvcf_crd_icms *o)
@@ -478,59 +387,57 @@ static bool encode_status(cJSON *root, const nvcf_crd_icms_status *s)
 	return true;
 }
 
-static nvcf_status icms_tree(const nvcf_crd_icms *o, cJSON **out)
+static bool encode(cJSON *root, const void *obj)
 {
-	cJSON *root;
+	const nvcf_crd_icms *o = obj;
 
-	if (o == NULL || o->metadata.name == NULL ||
-	    o->spec.request_id == NULL)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND ": object, metadata.name or "
-				       "spec.requestId is NULL: encode a "
-				       "decoded object");
-	root = cJSON_CreateObject();
-	if (root == NULL ||
-	    !nvcf__crd_add_string(root, "apiVersion",
-				  NVCF_CRD_ICMS_API_VERSION) ||
-	    !nvcf__crd_add_string(root, "kind", KIND) ||
-	    !nvcf__crd_meta_encode(root, &o->metadata) ||
-	    !encode_spec(root, &o->spec) ||
-	    !encode_status(root, &o->status)) {
-		cJSON_Delete(root);
-		return nvcf__error_set(NVCF_ENOMEM,
-				       KIND ": out of memory, or the launch "
-				       "specification is not JSON");
-	}
-	*out = root;
-	return NVCF_OK;
+	return encode_spec(root, &o->spec) && encode_status(root, &o->status);
+}
+
+static bool complete(const void *obj)
+{
+	return ((const nvcf_crd_icms *)obj)->spec.request_id != NULL;
+}
+
+NVCF__CRD_CODEC_GLUE(nvcf_crd_icms)
+
+static const crd_codec codec = {
+	.kind = KIND,
+	.api_version = NVCF_CRD_ICMS_API_VERSION,
+	.version = NVCF_CRD_ICMS_VERSION,
+	.size = sizeof(nvcf_crd_icms),
+	.meta_offset = offsetof(nvcf_crd_icms, metadata),
+	.decode = decode,
+	.encode = encode,
+	.free = crd_free,
+	.store = crd_store,
+	.complete = complete,
+	.encode_needs = "object, metadata.name or spec.requestId",
+	.encode_error = "out of memory, or the launch specification is not "
+			"JSON",
+	.reconcile_needs_name = true,
+};
+
+nvcf_status nvcf_crd_icms_from_json(nvcf_crd_icms **out, const char *text,
+				    size_t len)
+{
+	return nvcf__crd_decode_text(&codec, out, CRD_JSON, text, len);
+}
+
+nvcf_status nvcf_crd_icms_from_yaml(nvcf_crd_icms **out, const char *text,
+				    size_t len)
+{
+	return nvcf__crd_decode_text(&codec, out, CRD_YAML, text, len);
 }
 
 nvcf_status nvcf_crd_icms_to_json(char **out, const nvcf_crd_icms *obj)
 {
-	cJSON *tree = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = icms_tree(obj, &tree)) != NVCF_OK)
-		return st;
-	st = nvcf__crd_json_print(tree, out);
-	cJSON_Delete(tree);
-	return st;
+	return nvcf__crd_encode_text(&codec, out, CRD_JSON, obj);
 }
 
 nvcf_status nvcf_crd_icms_to_yaml(char **out, const nvcf_crd_icms *obj)
 {
-	cJSON *tree = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = icms_tree(obj, &tree)) != NVCF_OK)
-		return st;
-	st = nvcf__crd_yaml_print(tree, out);
-	cJSON_Delete(tree);
-	return st;
+	return nvcf__crd_encode_text(&codec, out, CRD_YAML, obj);
 }
 
 /* ---- reconcile --------------------------------------------------------- */
@@ -1001,25 +908,12 @@ nvcf_status nvcf_crd_icms_reconcile(nvcf_crd_actions **actions_out,
 	step s = {0};
 	nvcf_status st;
 
-	if (actions_out == NULL || obj == NULL || obj->metadata.name == NULL)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " reconcile: actions_out, obj or "
-				       "its metadata.name is NULL");
-	if (obj->version < 1 || obj->version > NVCF_CRD_ICMS_VERSION)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " reconcile: object version %u "
-				       "is unknown: decode it with this "
-				       "library", obj->version);
-	if ((st = nvcf__crd_observation_check(obs)) != NVCF_OK ||
-	    (st = nvcf__crd_options_resolve(opts, &opt)) != NVCF_OK)
+	if ((st = nvcf__crd_reconcile_begin(&codec, actions_out, obj, obs,
+					    opts, &opt, &s.acts)) != NVCF_OK)
 		return st;
 	s.o = obj;
 	s.obs = obs;
 	s.opt = &opt;
-	if ((s.acts = nvcf__crd_actions_new()) == NULL)
-		return nvcf__error_oom();
-	if (obj->metadata.created_ms == 0)
-		obj->metadata.created_ms = obs->now_ms;
 
 	/* Errors met applying the previous step come first. */
 	if (obs->error != NULL) {
@@ -1053,10 +947,5 @@ nvcf_status nvcf_crd_icms_reconcile(nvcf_crd_actions **actions_out,
 			s.oom = true;
 	}
 done:
-	if (s.oom) {
-		nvcf_crd_actions_free(s.acts);
-		return nvcf__error_oom();
-	}
-	*actions_out = s.acts;
-	return NVCF_OK;
+	return nvcf__crd_reconcile_end(actions_out, s.acts, s.oom);
 }

@@ -5,6 +5,7 @@
  * follow the pods, with a short backoff before object failures become
  * terminal.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,10 +97,6 @@ static nvcf_status decode_spec(const cJSON *root, nvcf_crd_miniservice_spec *sp)
 	return NVCF_OK;
 }
 
-static const char *phase_expected =
-	"\"\", CachingInProgress, Installing, Installed, Starting, Running, "
-	"Completed, InstallFailed or Failed";
-
 static nvcf_status decode_condition(const cJSON *item, size_t i,
 				    nvcf_crd_condition *c)
 {
@@ -109,13 +106,8 @@ static nvcf_status decode_condition(const cJSON *item, size_t i,
 #define SUB(k) (snprintf(path, sizeof(path), "status.conditions[%zu].%s", \
 			 i, k), path)
 	if (!cJSON_IsObject(item)) {
-		char desc[64];
-
-		nvcf__crd_describe(item, desc);
 		snprintf(path, sizeof(path), "status.conditions[%zu]", i);
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " %s: expected a mapping, got %s",
-				       path, desc);
+		return nvcf__crd_wrong_type(KIND, path, "a mapping", item);
 	}
 	if ((st = nvcf__crd_get_string(KIND, item, "type", SUB("type"),
 				       CRD_REQUIRED, &c->type)) != NVCF_OK ||
@@ -137,31 +129,19 @@ static nvcf_status decode_condition(const cJSON *item, size_t i,
 static nvcf_status decode_status(const cJSON *root,
 				 nvcf_crd_miniservice_status *s)
 {
-	const cJSON *status = NULL, *phase, *conds = NULL, *item;
+	const cJSON *status = NULL, *conds = NULL, *item;
+	int phase = (int)s->phase;
 	nvcf_status st;
-	char desc[64];
-	int found = -1;
 
 	if ((st = nvcf__crd_get_object(KIND, root, "status", "status",
 				       CRD_OPTIONAL, &status)) != NVCF_OK ||
 	    status == NULL)
 		return st;
-	phase = cJSON_GetObjectItemCaseSensitive(status, "phase");
-	if (phase != NULL && !cJSON_IsNull(phase)) {
-		for (int i = 0; cJSON_IsString(phase) &&
-				i <= NVCF_CRD_PHASE_FAILED; i++)
-			if (strcmp(phase->valuestring,
-				   nvcf_crd_phase_name(i)) == 0)
-				found = i;
-		if (found < 0) {
-			nvcf__crd_describe(phase, desc);
-			return nvcf__error_set(NVCF_EINVAL,
-					       KIND " status.phase: expected "
-					       "%s, got %s", phase_expected,
-					       desc);
-		}
-		s->phase = (nvcf_crd_phase_t)found;
-	}
+	if ((st = nvcf__crd_get_enum(KIND, status, "phase", "status.phase",
+				     CRD_OPTIONAL, &nvcf__crd_phases,
+				     &phase)) != NVCF_OK)
+		return st;
+	s->phase = (nvcf_crd_phase_t)phase;
 	if ((st = nvcf__crd_get_time(KIND, status, "lastPhaseTransitionTime",
 				     "status.lastPhaseTransitionTime",
 				     &s->last_phase_transition_ms)) !=
@@ -178,8 +158,7 @@ static nvcf_status decode_status(const cJSON *root,
 		return st;
 	if (conds == NULL)
 		return NVCF_OK;
-	s->conditions = calloc((size_t)cJSON_GetArraySize(conds) + 1,
-			       sizeof(*s->conditions));
+	s->conditions = nvcf__crd_calloc_items(conds, sizeof(*s->conditions));
 	if (s->conditions == NULL)
 		return nvcf__error_oom();
 	cJSON_ArrayForEach(item, conds) {
@@ -192,61 +171,19 @@ static nvcf_status decode_status(const cJSON *root,
 	return NVCF_OK;
 }
 
-static nvcf_status ms_decode(cJSON *root, nvcf_crd_miniservice **out)
+static nvcf_status decode(const cJSON *root, void *obj)
 {
-	nvcf_crd_miniservice *o = calloc(1, sizeof(*o));
-	nvcf_status st;
+	nvcf_crd_miniservice *o = obj;
+	nvcf_status st = decode_spec(root, &o->spec);
 
-	if (o == NULL) {
-		cJSON_Delete(root);
-		return nvcf__error_oom();
-	}
-	o->version = NVCF_CRD_MINISERVICE_VERSION;
-	st = nvcf__crd_check_header(root, KIND,
-				    NVCF_CRD_MINISERVICE_API_VERSION);
-	if (st != NVCF_OK ||
-	    (st = nvcf__crd_meta_decode(KIND, root, &o->metadata)) != NVCF_OK ||
-	    (st = decode_spec(root, &o->spec)) != NVCF_OK ||
-	    (st = decode_status(root, &o->status)) != NVCF_OK) {
-		nvcf_crd_miniservice_free(o);
-		cJSON_Delete(root);
-		return st;
-	}
-	cJSON_Delete(root);
-	*out = o;
-	return NVCF_OK;
-}
-
-nvcf_status nvcf_crd_miniservice_from_json(nvcf_crd_miniservice **out,
-					   const char *text, size_t len)
-{
-	cJSON *root = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = nvcf__crd_json_parse(text, len, KIND, &root)) != NVCF_OK)
-		return st;
-	return ms_decode(root, out);
-}
-
-nvcf_status nvcf_crd_miniservice_from_yaml(nvcf_crd_miniservice **out,
-					   const char *text, size_t len)
-{
-	cJSON *root = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = nvcf__crd_yaml_parse(text, len, KIND, &root)) != NVCF_OK)
-		return st;
-	return ms_decode(root, out);
+	return st != NVCF_OK ? st : decode_status(root, &o->status);
 }
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static bool encode(cJSON *root, const nvcf_crd_miniservice *o)
+static bool encode(cJSON *root, const void *obj)
 {
+	const nvcf_crd_miniservice *o = obj;
 	const nvcf_crd_miniservice_spec *sp = &o->spec;
 	const nvcf_crd_miniservice_status *s = &o->status;
 	cJSON *spec, *helm, *status, *conds, *c;
@@ -286,10 +223,8 @@ static bool encode(cJSON *root, const nvcf_crd_miniservice *o)
 	for (size_t i = 0; i < s->conditions_count; i++) {
 		const nvcf_crd_condition *x = &s->conditions[i];
 
-		if ((c = cJSON_CreateObject()) == NULL)
-			return false;
-		cJSON_AddItemToArray(conds, c);
-		if (!nvcf__crd_add_string(c, "type", x->type) ||
+		if ((c = nvcf__crd_add_item(conds)) == NULL ||
+		    !nvcf__crd_add_string(c, "type", x->type) ||
 		    !nvcf__crd_add_string(c, "status", x->status) ||
 		    !nvcf__crd_add_string(c, "reason", x->reason) ||
 		    !nvcf__crd_add_string(c, "message", x->message) ||
@@ -300,57 +235,45 @@ static bool encode(cJSON *root, const nvcf_crd_miniservice *o)
 	return true;
 }
 
-static nvcf_status ms_tree(const nvcf_crd_miniservice *o, cJSON **out)
-{
-	cJSON *root;
+NVCF__CRD_CODEC_GLUE(nvcf_crd_miniservice)
 
-	if (o == NULL || o->metadata.name == NULL)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND ": object or metadata.name is "
-				       "NULL: encode a decoded object");
-	root = cJSON_CreateObject();
-	if (root == NULL ||
-	    !nvcf__crd_add_string(root, "apiVersion",
-				  NVCF_CRD_MINISERVICE_API_VERSION) ||
-	    !nvcf__crd_add_string(root, "kind", KIND) ||
-	    !nvcf__crd_meta_encode(root, &o->metadata) || !encode(root, o)) {
-		cJSON_Delete(root);
-		return nvcf__error_set(NVCF_ENOMEM,
-				       KIND ": out of memory, or "
-				       "helmChartConfig.values is not JSON");
-	}
-	*out = root;
-	return NVCF_OK;
+static const crd_codec codec = {
+	.kind = KIND,
+	.api_version = NVCF_CRD_MINISERVICE_API_VERSION,
+	.version = NVCF_CRD_MINISERVICE_VERSION,
+	.size = sizeof(nvcf_crd_miniservice),
+	.meta_offset = offsetof(nvcf_crd_miniservice, metadata),
+	.decode = decode,
+	.encode = encode,
+	.free = crd_free,
+	.store = crd_store,
+	.encode_needs = "object or metadata.name",
+	.encode_error = "out of memory, or helmChartConfig.values is not JSON",
+	.reconcile_needs_name = true,
+};
+
+nvcf_status nvcf_crd_miniservice_from_json(nvcf_crd_miniservice **out,
+					   const char *text, size_t len)
+{
+	return nvcf__crd_decode_text(&codec, out, CRD_JSON, text, len);
+}
+
+nvcf_status nvcf_crd_miniservice_from_yaml(nvcf_crd_miniservice **out,
+					   const char *text, size_t len)
+{
+	return nvcf__crd_decode_text(&codec, out, CRD_YAML, text, len);
 }
 
 nvcf_status nvcf_crd_miniservice_to_json(char **out,
 					 const nvcf_crd_miniservice *obj)
 {
-	cJSON *tree = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = ms_tree(obj, &tree)) != NVCF_OK)
-		return st;
-	st = nvcf__crd_json_print(tree, out);
-	cJSON_Delete(tree);
-	return st;
+	return nvcf__crd_encode_text(&codec, out, CRD_JSON, obj);
 }
 
 nvcf_status nvcf_crd_miniservice_to_yaml(char **out,
 					 const nvcf_crd_miniservice *obj)
 {
-	cJSON *tree = NULL;
-	nvcf_status st;
-
-	if (out == NULL)
-		return nvcf__error_set(NVCF_EINVAL, KIND ": out is NULL");
-	if ((st = ms_tree(obj, &tree)) != NVCF_OK)
-		return st;
-	st = nvcf__crd_yaml_print(tree, out);
-	cJSON_Delete(tree);
-	return st;
+	return nvcf__crd_encode_text(&codec, out, CRD_YAML, obj);
 }
 
 /* ---- reconcile --------------------------------------------------------- */
@@ -394,15 +317,14 @@ static void cond_set(ms_step *s, const char *type, const char *status,
 	nvcf_crd_condition *c = cond_find(s->o, type), *v;
 
 	if (c == NULL) {
-		v = realloc(st->conditions,
-			    (st->conditions_count + 1) * sizeof(*v));
+		v = nvcf__crd_grow(st->conditions, st->conditions_count,
+				   sizeof(*v));
 		if (v == NULL) {
 			s->oom = true;
 			return;
 		}
 		st->conditions = v;
 		c = &v[st->conditions_count++];
-		memset(c, 0, sizeof(*c));
 		if ((c->type = strdup(type)) == NULL)
 			s->oom = true;
 	}
@@ -568,26 +490,13 @@ nvcf_status nvcf_crd_miniservice_reconcile(nvcf_crd_actions **actions_out,
 	ms_step s = {0};
 	nvcf_status st;
 
-	if (actions_out == NULL || obj == NULL || obj->metadata.name == NULL)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " reconcile: actions_out, obj or "
-				       "its metadata.name is NULL");
-	if (obj->version < 1 || obj->version > NVCF_CRD_MINISERVICE_VERSION)
-		return nvcf__error_set(NVCF_EINVAL,
-				       KIND " reconcile: object version %u "
-				       "is unknown: decode it with this "
-				       "library", obj->version);
-	if ((st = nvcf__crd_observation_check(obs)) != NVCF_OK ||
-	    (st = nvcf__crd_options_resolve(opts, &opt)) != NVCF_OK)
+	if ((st = nvcf__crd_reconcile_begin(&codec, actions_out, obj, obs,
+					    opts, &opt, &s.acts)) != NVCF_OK)
 		return st;
 	s.o = obj;
 	s.obs = obs;
 	s.opt = &opt;
 	s.requeue_ms = opt.sync_interval_ms;
-	if ((s.acts = nvcf__crd_actions_new()) == NULL)
-		return nvcf__error_oom();
-	if (obj->metadata.created_ms == 0)
-		obj->metadata.created_ms = obs->now_ms;
 
 	if (obs->error != NULL &&
 	    obj->status.phase != NVCF_CRD_PHASE_COMPLETED &&
@@ -605,10 +514,5 @@ nvcf_status nvcf_crd_miniservice_reconcile(nvcf_crd_actions **actions_out,
 	if (!s.sink && !s.oom &&
 	    !nvcf__crd_requeue(s.acts, s.moved ? 0 : s.requeue_ms))
 		s.oom = true;
-	if (s.oom) {
-		nvcf_crd_actions_free(s.acts);
-		return nvcf__error_oom();
-	}
-	*actions_out = s.acts;
-	return NVCF_OK;
+	return nvcf__crd_reconcile_end(actions_out, s.acts, s.oom);
 }

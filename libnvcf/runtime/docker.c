@@ -188,6 +188,42 @@ static char *esc(const char *s)
 	return copy;
 }
 
+/*
+ * Builds the request path PREFIX + URL-escaped VALUE + SUFFIX. Returns
+ * NULL when @p value is NULL or memory runs out. Released with free().
+ */
+static char *esc_path(const char *prefix, const char *value,
+		      const char *suffix)
+{
+	char *e = value ? esc(value) : NULL;
+	char *path = e ? nvcf__asprintf("%s%s%s", prefix, e, suffix) : NULL;
+
+	free(e);
+	return path;
+}
+
+/*
+ * GETs @p path and parses the 200 reply into @p doc_out (NULL when it is
+ * not JSON). On NVCF_OK the caller checks the document, passing @p r to
+ * bad_json(), and releases both; on failure nothing is left to release.
+ */
+static nvcf_status get_json(nvcf__docker *c, const char *path,
+			    const char *what, reply *r, cJSON **doc_out)
+{
+	nvcf_status st = request(c, "GET", path, NULL, 0, what, r);
+
+	*doc_out = NULL;
+	if (st != NVCF_OK)
+		return st;
+	if (r->http != 200) {
+		st = engine_error(r, what);
+		reply_free(r);
+		return st;
+	}
+	*doc_out = cJSON_ParseWithLength(r->body.data, r->body.len);
+	return NVCF_OK;
+}
+
 /* ---- client ------------------------------------------------------------- */
 
 nvcf_status nvcf__docker_new(nvcf__docker **out, const char *socket_path)
@@ -249,7 +285,7 @@ nvcf_status nvcf__docker_ping(nvcf__docker *c)
 nvcf_status nvcf__docker_image_inspect(nvcf__docker *c, const char *image,
 				       char **id_out)
 {
-	char *what, *path = NULL, *e;
+	char *what, *path;
 	const cJSON *id;
 	nvcf_status st;
 	cJSON *doc;
@@ -262,24 +298,16 @@ nvcf_status nvcf__docker_image_inspect(nvcf__docker *c, const char *image,
 				       "an image reference such as "
 				       "localhost/echo:1");
 	what = nvcf__asprintf("inspecting image %s", image);
-	e = esc(image);
-	if (e)
-		path = nvcf__asprintf("/images/%s/json", e);
-	free(e);
+	path = esc_path("/images/", image, "/json");
 	if (!what || !path) {
 		free(what);
 		free(path);
 		return nvcf__error_oom();
 	}
-	st = request(c, "GET", path, NULL, 0, what, &r);
+	st = get_json(c, path, what, &r, &doc);
 	free(path);
 	if (st != NVCF_OK)
 		goto out;
-	if (r.http != 200) {
-		st = engine_error(&r, what);
-		goto done;
-	}
-	doc = cJSON_ParseWithLength(r.body.data, r.body.len);
 	id = cJSON_GetObjectItemCaseSensitive(doc, "Id");
 	if (!cJSON_IsString(id)) {
 		st = bad_json(what, &r);
@@ -289,7 +317,6 @@ nvcf_status nvcf__docker_image_inspect(nvcf__docker *c, const char *image,
 			st = nvcf__error_oom();
 	}
 	cJSON_Delete(doc);
-done:
 	reply_free(&r);
 out:
 	free(what);
@@ -339,7 +366,7 @@ nvcf_status nvcf__docker_image_ensure(nvcf__docker *c, const char *image,
 				      char **id_out)
 {
 	char why[ENGINE_MESSAGE_MAX] = "";
-	char *path = NULL, *e, *what;
+	char *path, *what;
 	nvcf_status st;
 	reply r;
 
@@ -350,10 +377,7 @@ nvcf_status nvcf__docker_image_ensure(nvcf__docker *c, const char *image,
 	nvcf_log_info(SUB, "image %s is not present; asking the engine to "
 		      "pull it", image);
 	what = nvcf__asprintf("pulling image %s", image);
-	e = esc(image);
-	if (e)
-		path = nvcf__asprintf("/images/create?fromImage=%s", e);
-	free(e);
+	path = esc_path("/images/create?fromImage=", image, "");
 	if (!what || !path) {
 		free(what);
 		free(path);
@@ -569,7 +593,7 @@ nvcf_status nvcf__docker_create(nvcf__docker *c,
 				const nvcf__docker_create_opts *opts,
 				char **id_out)
 {
-	char *what = NULL, *path = NULL, *json = NULL, *e = NULL;
+	char *what = NULL, *path = NULL, *json = NULL;
 	const cJSON *id;
 	nvcf_status st;
 	cJSON *doc;
@@ -590,11 +614,10 @@ nvcf_status nvcf__docker_create(nvcf__docker *c,
 	else
 		what = nvcf__asprintf("creating container for image %s",
 				      opts->image);
-	if (opts->name && (e = esc(opts->name)) != NULL)
-		path = nvcf__asprintf("/containers/create?name=%s", e);
-	else if (!opts->name)
+	if (opts->name)
+		path = esc_path("/containers/create?name=", opts->name, "");
+	else
 		path = nvcf__strdup("/containers/create");
-	free(e);
 	if (!json || !what || !path) {
 		st = nvcf__error_oom();
 		goto out;
@@ -635,7 +658,7 @@ static nvcf_status container_call(nvcf__docker *c, const char *method,
 				  long extra_ms, const long *ok,
 				  const char *verb)
 {
-	char *what, *path = NULL, *e;
+	char *what, *path;
 	nvcf_status st;
 	reply r;
 
@@ -644,10 +667,7 @@ static nvcf_status container_call(nvcf__docker *c, const char *method,
 				       "empty; pass the id that "
 				       "nvcf__docker_create() returned", verb);
 	what = nvcf__asprintf("%s container %s", verb, id);
-	e = esc(id);
-	if (e)
-		path = nvcf__asprintf("/containers/%s%s", e, suffix);
-	free(e);
+	path = esc_path("/containers/", id, suffix);
 	if (!what || !path) {
 		free(what);
 		free(path);
@@ -692,12 +712,10 @@ nvcf_status nvcf__docker_kill(nvcf__docker *c, const char *id,
 			      const char *signal)
 {
 	static const long ok[] = {204, 200, 0};
-	char *suffix, *e;
+	char *suffix;
 	nvcf_status st;
 
-	e = esc(signal ? signal : "SIGKILL");
-	suffix = e ? nvcf__asprintf("/kill?signal=%s", e) : NULL;
-	free(e);
+	suffix = esc_path("/kill?signal=", signal ? signal : "SIGKILL", "");
 	if (!suffix)
 		return nvcf__error_oom();
 	st = container_call(c, "POST", id, suffix, 0, ok, "killing");
@@ -866,7 +884,7 @@ nvcf_status nvcf__docker_inspect(nvcf__docker *c, const char *id,
 				 nvcf__docker_state *out)
 {
 	const cJSON *state, *config, *name;
-	char *what, *path = NULL, *e;
+	char *what, *path;
 	nvcf_status st;
 	cJSON *doc;
 	reply r;
@@ -876,24 +894,16 @@ nvcf_status nvcf__docker_inspect(nvcf__docker *c, const char *id,
 		return nvcf__error_set(NVCF_EINVAL, "inspecting: container id "
 				       "is empty; pass an id or a name");
 	what = nvcf__asprintf("inspecting container %s", id);
-	e = esc(id);
-	if (e)
-		path = nvcf__asprintf("/containers/%s/json", e);
-	free(e);
+	path = esc_path("/containers/", id, "/json");
 	if (!what || !path) {
 		free(what);
 		free(path);
 		return nvcf__error_oom();
 	}
-	st = request(c, "GET", path, NULL, 0, what, &r);
+	st = get_json(c, path, what, &r, &doc);
 	free(path);
 	if (st != NVCF_OK)
 		goto out;
-	if (r.http != 200) {
-		st = engine_error(&r, what);
-		goto done;
-	}
-	doc = cJSON_ParseWithLength(r.body.data, r.body.len);
 	state = cJSON_GetObjectItemCaseSensitive(doc, "State");
 	config = cJSON_GetObjectItemCaseSensitive(doc, "Config");
 	name = cJSON_GetObjectItemCaseSensitive(doc, "Name");
@@ -972,7 +982,7 @@ size_t nvcf__docker_demux(char *data, size_t len)
 nvcf_status nvcf__docker_logs(nvcf__docker *c, const char *id,
 			      unsigned int tail, char **out, size_t *len_out)
 {
-	char *what, *path = NULL, *e;
+	char *what, *path, *suffix;
 	char count[16] = "all";
 	nvcf_status st;
 	reply r;
@@ -986,11 +996,10 @@ nvcf_status nvcf__docker_logs(nvcf__docker *c, const char *id,
 	if (tail)
 		snprintf(count, sizeof(count), "%u", tail);
 	what = nvcf__asprintf("reading logs of container %s", id);
-	e = esc(id);
-	if (e)
-		path = nvcf__asprintf("/containers/%s/logs?stdout=true&"
-				      "stderr=true&tail=%s", e, count);
-	free(e);
+	suffix = nvcf__asprintf("/logs?stdout=true&stderr=true&tail=%s",
+				count);
+	path = suffix ? esc_path("/containers/", id, suffix) : NULL;
+	free(suffix);
 	if (!what || !path) {
 		free(what);
 		free(path);
@@ -1033,7 +1042,7 @@ nvcf_status nvcf__docker_list(nvcf__docker *c, const char *key,
 			      const char *value, nvcf__docker_state **out,
 			      size_t *count)
 {
-	char *what = NULL, *filter = NULL, *path = NULL, *e = NULL;
+	char *what = NULL, *filter = NULL, *path = NULL;
 	nvcf__docker_state *list = NULL;
 	const cJSON *item;
 	nvcf_status st;
@@ -1065,24 +1074,16 @@ nvcf_status nvcf__docker_list(nvcf__docker *c, const char *key,
 	}
 	cJSON_Delete(f);
 	if (filter)
-		e = esc(filter);
-	if (e)
-		path = nvcf__asprintf("/containers/json?all=true&filters=%s",
-				      e);
-	free(e);
+		path = esc_path("/containers/json?all=true&filters=", filter,
+				"");
 	free(filter);
 	if (!what || !path) {
 		st = nvcf__error_oom();
 		goto out;
 	}
-	st = request(c, "GET", path, NULL, 0, what, &r);
+	st = get_json(c, path, what, &r, &doc);
 	if (st != NVCF_OK)
 		goto out;
-	if (r.http != 200) {
-		st = engine_error(&r, what);
-		goto done;
-	}
-	doc = cJSON_ParseWithLength(r.body.data, r.body.len);
 	if (!cJSON_IsArray(doc)) {
 		st = bad_json(what, &r);
 		goto done;

@@ -244,6 +244,80 @@ START_TEST(backend_missing_file)
 }
 END_TEST
 
+/* good_yaml up to spec.gpus, followed by @p tail; the caller frees it. */
+static char *without_gpus(const char *tail)
+{
+	size_t head = (size_t)(strstr(good_yaml, "  gpus:\n") - good_yaml);
+	char *text = malloc(head + strlen(tail) + 1);
+
+	ck_assert_ptr_nonnull(text);
+	memcpy(text, good_yaml, head);
+	strcpy(text + head, tail);
+	return text;
+}
+
+START_TEST(backend_gpu_discovery)
+{
+	static const char *const ok[] = {"", "  gpuDiscovery: dynamic\n",
+					 "  gpuDiscovery: Dynamic\n",
+					 "  gpus: []\n"};
+	nvcf__backend *b = NULL;
+	char *text;
+
+	/* No GPUs listed: left to discovery. */
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		text = without_gpus(ok[i]);
+		ck_assert_int_eq(nvcf__backend_parse(text, strlen(text), "t",
+						     &b), NVCF_OK);
+		ck_assert_uint_eq(b->spec.gpus_count, 0);
+		nvcf__backend_free(b);
+		b = NULL;
+		free(text);
+	}
+	text = without_gpus("  gpuDiscovery: static\n");
+	ck_assert_int_eq(nvcf__backend_parse(text, strlen(text), "s.yaml",
+					     &b), NVCF_EINVAL);
+	ck_assert_ptr_null(b);
+	ck_assert_str_eq(nvcf_error_last()->message,
+			 "s.yaml: spec.gpuDiscovery is static but spec.gpus "
+			 "lists no GPU: list them or use dynamic");
+	free(text);
+	expect_bad("  attributes: []\n",
+		   "  attributes: []\n  gpuDiscovery: sometimes\n",
+		   "invalid spec.gpuDiscovery 'sometimes': use dynamic or "
+		   "static");
+	/* Listed GPUs with static (or dynamic) discovery parse as before. */
+	expect_bad("  attributes: []\n",
+		   "  attributes: []\n  gpuDiscovery: [dynamic]\n",
+		   "gpuDiscovery");
+	text = malloc(sizeof(good_yaml) + 32);
+	strcpy(text, good_yaml);
+	strcat(text, "  gpuDiscovery: static\n");
+	ck_assert_int_eq(nvcf__backend_parse(text, strlen(text), "t", &b),
+			 NVCF_OK);
+	ck_assert_str_eq(b->spec.gpu_discovery, "static");
+	ck_assert_uint_eq(b->spec.gpus_count, 2);
+	nvcf__backend_free(b);
+	free(text);
+}
+END_TEST
+
+START_TEST(backend_gpu_devices)
+{
+	expect_bad("capacity: 2\n", "capacity: 2\n      devices: [1]\n",
+		   "spec.gpus[1].devices of GPU 'H100' lists 1 indices for "
+		   "capacity 2");
+	expect_bad("capacity: 2\n", "capacity: 2\n      devices: [4, 4]\n",
+		   "invalid spec.gpus[1].devices[1] 4 of GPU 'H100': use "
+		   "distinct indices below 1024");
+	expect_bad("capacity: 2\n",
+		   "capacity: 2\n      devices: [1, 1024]\n",
+		   "devices[1] 1024");
+	expect_bad("capacity: 2\n", "capacity: 2\n      devices: [a, b]\n",
+		   "a");
+}
+END_TEST
+
 /* ---- GPU allocation ----------------------------------------------------- */
 
 START_TEST(gpu_distinct_indices)
@@ -307,6 +381,57 @@ START_TEST(gpu_release_reuses_indices)
 }
 END_TEST
 
+/* Listed (or discovered) device indices are what instances get. */
+START_TEST(gpu_listed_devices)
+{
+	const char *at = strstr(good_yaml, "capacity: 2\n") +
+			 strlen("capacity: 2\n");
+	size_t head = (size_t)(at - good_yaml);
+	char *text = malloc(sizeof(good_yaml) + 64);
+	nvcf__backend *b = NULL;
+	nvcf__gpu_pool *pool = NULL;
+	unsigned int idx[2], held[2] = {3, 7};
+
+	memcpy(text, good_yaml, head);
+	strcpy(text + head, "      devices: [7, 3]\n");
+	strcat(text, at);
+	ck_assert_int_eq(nvcf__backend_parse(text, strlen(text), "t", &b),
+			 NVCF_OK);
+	ck_assert_uint_eq(b->spec.gpus[1].devices_count, 2);
+	ck_assert_uint_eq(b->spec.gpus[1].devices[0], 3);
+	ck_assert_uint_eq(b->spec.gpus[1].devices[1], 7);
+	ck_assert_int_eq(nvcf__gpu_pool_new(&pool, b), NVCF_OK);
+	ck_assert_int_eq(nvcf__gpu_alloc(pool, "H100", 1, idx), NVCF_OK);
+	ck_assert_uint_eq(idx[0], 3);
+	ck_assert_int_eq(nvcf__gpu_alloc(pool, "H100", 1, idx + 1), NVCF_OK);
+	ck_assert_uint_eq(idx[1], 7);
+	ck_assert_int_eq(nvcf__gpu_alloc(pool, "H100", 1, idx), NVCF_EQUOTA);
+	nvcf__gpu_release(pool, "H100", &held[1], 1);
+	/* Not a device of the pool: nothing changes. */
+	nvcf__gpu_release(pool, "H100", (const unsigned int[]){0}, 1);
+	ck_assert_uint_eq(nvcf__gpu_allocated(pool, "H100"), 1);
+	ck_assert_int_eq(nvcf__gpu_claim(pool, "H100",
+					 (const unsigned int[]){0}, 1),
+			 NVCF_EEXISTS);
+	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
+				     "H100 device 0 is not in this agent's "
+				     "pool"));
+	ck_assert_int_eq(nvcf__gpu_claim(pool, "H100", held, 1),
+			 NVCF_EEXISTS);
+	ck_assert_int_eq(nvcf__gpu_claim(pool, "H100", &held[1], 1),
+			 NVCF_OK);
+	ck_assert_uint_eq(nvcf__gpu_available(pool, "H100"), 0);
+	nvcf__gpu_release(pool, "H100", held, 2);
+	ck_assert_uint_eq(nvcf__gpu_available(pool, "H100"), 2);
+	/* L40S lists none: 0..capacity-1 as before. */
+	ck_assert_int_eq(nvcf__gpu_alloc(pool, "L40S", 1, idx), NVCF_OK);
+	ck_assert_uint_eq(idx[0], 0);
+	nvcf__gpu_pool_free(pool);
+	nvcf__backend_free(b);
+	free(text);
+}
+END_TEST
+
 static Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
@@ -328,11 +453,14 @@ static Suite *agent_suite(void)
 	tcase_add_test(backend, backend_example_file);
 	tcase_add_test(backend, backend_missing_field);
 	tcase_add_test(backend, backend_unknown_field);
+	tcase_add_test(backend, backend_gpu_discovery);
+	tcase_add_test(backend, backend_gpu_devices);
 	tcase_add_test(backend, backend_bad_capacity);
 	tcase_add_test(backend, backend_missing_file);
 	tcase_add_test(gpu, gpu_distinct_indices);
 	tcase_add_test(gpu, gpu_never_over_capacity);
 	tcase_add_test(gpu, gpu_release_reuses_indices);
+	tcase_add_test(gpu, gpu_listed_devices);
 	suite_add_tcase(s, split);
 	suite_add_tcase(s, backend);
 	suite_add_tcase(s, gpu);

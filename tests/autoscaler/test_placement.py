@@ -118,6 +118,12 @@ def deploy(s, name, gpu="L40S", count=1, **spec_extra):
     return fn
 
 
+def function_status(s, fn):
+    return http("GET", "%s/v2/nvcf/functions/%s/versions/%s" % (
+        s.api_url, fn["id"], fn["versionId"]),
+        key=s.admin_key).json()["function"]["status"]
+
+
 def undeploy(s, fn):
     r = http("DELETE", "%s/v2/nvcf/deployments/functions/%s/versions/%s" % (
         s.api_url, fn["id"], fn["versionId"]), key=s.admin_key)
@@ -215,6 +221,8 @@ def test_dead_cluster_is_replaced(stack):
     first = wait_for(lambda: running_by_cluster(stack, vid), timeout=30,
                      what="survivor running")
     assert first == {"east-b": 1}
+    wait_for(lambda: function_status(stack, fn) == "ACTIVE", timeout=15,
+             what="survivor ACTIVE")
     assert invoke(stack, fid, {"before": 1}).status == 200
 
     # The whole of east-b dies: its agent and the instances it ran.

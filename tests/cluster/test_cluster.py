@@ -22,14 +22,17 @@ import nvcfstack
 from nvcfstack import http, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "agent"))
+sys.path.insert(0, os.path.dirname(__file__))
 import natskv  # noqa: E402
+from nvcaproc import Agent  # noqa: E402
 
 # Deployments that later tests reuse, by name.
 SHARED = {}
 
-# Agents write a heartbeat every 5 s, so a live one never looks stale at
-# 8 s while a stopped one turns stale within seconds.
-STALE_MS = 8000
+# Agents here write a heartbeat every 500 ms (--heartbeat-ms), so a live
+# one never looks stale at 2.5 s while a stopped one turns stale fast.
+HEARTBEAT_MS = 500
+STALE_MS = 2500
 
 EAST = """apiVersion: nvcf.nvidia.io/v1
 kind: NVCFBackend
@@ -67,56 +70,6 @@ spec:
 """
 
 
-class Agent:
-    """One nvca process with its own backend file and state directory."""
-
-    def __init__(self, stack, name, backend_text):
-        self.name = name
-        self.dir = os.path.join(stack.dir, name)
-        os.makedirs(self.dir)
-        self.config = os.path.join(self.dir, "backend.yaml")
-        with open(self.config, "w") as f:
-            f.write(backend_text)
-        self.port_file = os.path.join(self.dir, "port")
-        self.log_path = os.path.join(self.dir, "nvca.log")
-        argv = [nvcfstack.binary("nvca"), "--nats", stack.nats_url,
-                "--config", self.config, "--state-dir",
-                os.path.join(self.dir, "state"), "--worker",
-                nvcfstack.binary("nvcf-worker"), "--listen", "127.0.0.1:0",
-                "--port-file", self.port_file, "--grace-ms", "2000",
-                "--log-level", "debug"]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log,
-                                         stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        wait_for(self._healthy, timeout=30, what="nvca %s healthy" % name)
-
-    def _healthy(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError("nvca %s exited: %s" % (self.name, self.log()))
-        if not os.path.exists(self.port_file):
-            return False
-        text = open(self.port_file).read().strip()
-        return bool(text) and http(
-            "GET", "http://127.0.0.1:%s/health" % text, timeout=2
-        ).status == 200
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()[-3000:]
-
-    def stop(self):
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)  # in case a test stopped it
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def env():
     s = nvcfstack.Stack(api=True, gateway=False, nvca=False,
@@ -124,8 +77,9 @@ def env():
     agents = {}
     with s:
         try:
-            agents["east"] = Agent(s, "east", EAST)
-            agents["west"] = Agent(s, "west", WEST)
+            beat = ["--heartbeat-ms", str(HEARTBEAT_MS)]
+            agents["east"] = Agent(s, "east", EAST, beat)
+            agents["west"] = Agent(s, "west", WEST, beat)
             yield s, agents
         finally:
             for a in agents.values():
@@ -182,6 +136,18 @@ def test_record_heartbeat_and_gpu_use(env):
     assert abs(rec["heartbeatAtMs"] / 1000.0 - time.time()) < 30
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*Z",
                         rec["heartbeatAt"])
+
+    # --heartbeat-ms 500: the record is rewritten well before the default
+    # 5 s would have.
+    def newer():
+        kv = natskv.Client(s.nats_url)
+        try:
+            r = kv.get("nvcf_clusters", "east-1")
+        finally:
+            kv.close()
+        return r["heartbeatAtMs"] > rec["heartbeatAtMs"]
+    wait_for(newer, timeout=HEARTBEAT_MS * 4 / 1000.0,
+             what="a second heartbeat within 2 s")
     (g,) = rec["gpus"]
     assert (g["name"], g["capacity"], g["allocated"], g["available"]) == (
         "L40S", 4, 0, 4)

@@ -162,8 +162,81 @@ START_TEST(apply_keeps_known_types)
 			 "NCP.GPU.H100_2x");
 	ck_assert_uint_eq(b->spec.gpus[1].instance_types[1].gpu_count, 2);
 	ck_assert(!b->spec.gpus[1].instance_types[1].is_default);
+	/* The devices nvidia-smi named go with each type. */
+	ck_assert_uint_eq(b->spec.gpus[0].devices_count, 2);
+	ck_assert_uint_eq(b->spec.gpus[0].devices[1], 1);
+	ck_assert_uint_eq(b->spec.gpus[1].devices_count, 3);
+	ck_assert_uint_eq(b->spec.gpus[1].devices[0], 2);
+	ck_assert_uint_eq(b->spec.gpus[1].devices[2], 4);
 	ck_assert_int_eq(nvcf__backend_apply_gpus(b, g, 0), NVCF_EINVAL);
 	nvcf__gpu_discovered_free(g, n);
+	nvcf__backend_free(b);
+}
+END_TEST
+
+static const char big_yaml[] =
+	"apiVersion: nvcf.nvidia.io/v1\n"
+	"kind: NVCFBackend\n"
+	"metadata: {name: t}\n"
+	"spec:\n"
+	"  clusterId: c1\n"
+	"  clusterName: c1\n"
+	"  clusterGroup: g\n"
+	"  region: r\n"
+	"  attributes: []\n"
+	"  gpuDiscovery: dynamic\n"
+	"  gpus:\n"
+	"    - name: A100\n"
+	"      capacity: 8\n"
+	"      instanceTypes:\n"
+	"        - {name: A_8x, description: a, gpuCount: 8, default: true}\n"
+	"        - {name: A_2x, description: b, gpuCount: 2,"
+	" default: false}\n"
+	"        - {name: A_4x, description: c, gpuCount: 4,"
+	" default: false}\n"
+	"    - name: T4\n"
+	"      capacity: 8\n"
+	"      instanceTypes:\n"
+	"        - {name: T_8x, description: d, gpuCount: 8, default: true}\n";
+
+/* Listed types the machine cannot fit are dropped, never offered. */
+START_TEST(apply_drops_types_that_do_not_fit)
+{
+	nvcf__backend *b = NULL;
+	nvcf__gpu_pool *pool = NULL;
+	nvcf__discovered_gpu *g;
+	unsigned int idx[3];
+	size_t n = 0;
+
+	ck_assert_int_eq(nvcf__backend_parse(big_yaml, sizeof(big_yaml) - 1,
+					     "test", &b),
+			 NVCF_OK);
+	ck_assert_str_eq(b->spec.gpu_discovery, "dynamic");
+	g = parse_ok("NVIDIA A100-SXM4-80GB, 5\nNVIDIA A100-SXM4-80GB, 2\n"
+		     "NVIDIA A100-SXM4-80GB, 7\nTesla T4, 0\n",
+		     &n);
+	ck_assert_int_eq(nvcf__backend_apply_gpus(b, g, n), NVCF_OK);
+	nvcf__gpu_discovered_free(g, n);
+	ck_assert_uint_eq(b->spec.gpus[0].capacity, 3);
+	ck_assert_uint_eq(b->spec.gpus[0].instance_types_count, 1);
+	ck_assert_str_eq(b->spec.gpus[0].instance_types[0].name, "A_2x");
+	/* The listed default did not fit: the first left takes its place. */
+	ck_assert(b->spec.gpus[0].instance_types[0].is_default);
+	/* None fits: the generated ones, named after the listed GPU. */
+	ck_assert_str_eq(b->spec.gpus[1].name, "T4");
+	ck_assert_uint_eq(b->spec.gpus[1].instance_types_count, 1);
+	ck_assert_str_eq(b->spec.gpus[1].instance_types[0].name,
+			 "NCP.GPU.T4_1x");
+	/* The pool hands out the discovered indices, lowest first. */
+	ck_assert_int_eq(nvcf__gpu_pool_new(&pool, b), NVCF_OK);
+	ck_assert_int_eq(nvcf__gpu_alloc(pool, "A100", 2, idx), NVCF_OK);
+	ck_assert_uint_eq(idx[0], 2);
+	ck_assert_uint_eq(idx[1], 5);
+	ck_assert_int_eq(nvcf__gpu_alloc(pool, "A100", 1, idx + 2), NVCF_OK);
+	ck_assert_uint_eq(idx[2], 7);
+	ck_assert_int_eq(nvcf__gpu_alloc(pool, "T4", 1, idx), NVCF_OK);
+	ck_assert_uint_eq(idx[0], 0);
+	nvcf__gpu_pool_free(pool);
 	nvcf__backend_free(b);
 }
 END_TEST
@@ -260,6 +333,7 @@ static Suite *discover_suite(void)
 	tcase_add_test(parse, parse_rejects_bad_lines);
 	tcase_add_test(parse, discovery_requested);
 	tcase_add_test(parse, apply_keeps_known_types);
+	tcase_add_test(parse, apply_drops_types_that_do_not_fit);
 	tcase_add_checked_fixture(run, fake_setup, fake_teardown);
 	tcase_add_test(run, run_reads_fake_nvidia_smi);
 	tcase_add_test(run, run_without_nvidia_smi);

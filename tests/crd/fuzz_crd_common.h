@@ -6,6 +6,7 @@
 #ifndef FUZZ_CRD_COMMON_H
 #define FUZZ_CRD_COMMON_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,27 @@
 		nvcf_free(t2);                                                \
 		nvcf_crd_##T##_free(a);                                       \
 		nvcf_crd_##T##_free(b);                                       \
+	}
+
+/*
+ * Defines the libFuzzer entry point over every kind, decoding with
+ * nvcf_crd_<kind>_<from> and encoding with nvcf_crd_<kind>_<to>.
+ */
+#define FUZZ_CRD_TARGET(from, to)                                             \
+	FUZZ_KIND(icms, from, to)                                             \
+	FUZZ_KIND(miniservice, from, to)                                      \
+	FUZZ_KIND(backend, from, to)                                          \
+                                                                              \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);         \
+                                                                              \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)          \
+	{                                                                     \
+		const char *text = (const char *)data;                        \
+                                                                              \
+		fuzz_icms(text, size);                                        \
+		fuzz_miniservice(text, size);                                 \
+		fuzz_backend(text, size);                                     \
+		return 0;                                                     \
 	}
 
 #endif /* FUZZ_CRD_COMMON_H */

@@ -40,41 +40,32 @@ static char *slurp(const char *name)
 	return buf;
 }
 
-static nvcf_crd_icms *icms_fixture(const char *name)
+/* Defines T_fixture(name): the fixture file decoded from YAML. */
+#define FIXTURE(T)                                                            \
+	static nvcf_crd_##T *T##_fixture(const char *name)                    \
+	{                                                                     \
+		char *text = slurp(name);                                     \
+		nvcf_crd_##T *o = NULL;                                       \
+		nvcf_status st = nvcf_crd_##T##_from_yaml(&o, text,           \
+							  strlen(text));      \
+                                                                              \
+		ck_assert_msg(st == NVCF_OK, "%s: %s", name,                  \
+			      nvcf_error_last()->message);                    \
+		free(text);                                                   \
+		return o;                                                     \
+	}
+
+FIXTURE(icms)
+FIXTURE(miniservice)
+FIXTURE(backend)
+
+/* Checks that a decode failed with EINVAL and a message with @p expected. */
+static void expect_einval(nvcf_status st, const char *expected)
 {
-	char *text = slurp(name);
-	nvcf_crd_icms *o = NULL;
-	nvcf_status st = nvcf_crd_icms_from_yaml(&o, text, strlen(text));
-
-	ck_assert_msg(st == NVCF_OK, "%s: %s", name,
-		      nvcf_error_last()->message);
-	free(text);
-	return o;
-}
-
-static nvcf_crd_miniservice *miniservice_fixture(const char *name)
-{
-	char *text = slurp(name);
-	nvcf_crd_miniservice *o = NULL;
-	nvcf_status st = nvcf_crd_miniservice_from_yaml(&o, text,
-							strlen(text));
-
-	ck_assert_msg(st == NVCF_OK, "%s: %s", name,
-		      nvcf_error_last()->message);
-	free(text);
-	return o;
-}
-
-static nvcf_crd_backend *backend_fixture(const char *name)
-{
-	char *text = slurp(name);
-	nvcf_crd_backend *o = NULL;
-	nvcf_status st = nvcf_crd_backend_from_yaml(&o, text, strlen(text));
-
-	ck_assert_msg(st == NVCF_OK, "%s: %s", name,
-		      nvcf_error_last()->message);
-	free(text);
-	return o;
+	ck_assert_int_eq(st, NVCF_EINVAL);
+	ck_assert_msg(strstr(nvcf_error_last()->message, expected) != NULL,
+		      "message \"%s\" lacks \"%s\"",
+		      nvcf_error_last()->message, expected);
 }
 
 /* ---- round trips ------------------------------------------------------- */
@@ -171,53 +162,59 @@ static const char *icms_base =
 	"  gpu: L40S\n"
 	"  instanceType: NCP.GPU.L40S_1x\n";
 
-static void icms_error(const char *extra, const char *expected)
-{
-	char doc[2048];
-	nvcf_crd_icms *o = NULL;
+/* A text appended to icms_base, and part of the error it must give. */
+typedef struct bad_doc {
+	const char *extra;
+	const char *expected;
+} bad_doc;
 
-	snprintf(doc, sizeof(doc), "%s%s", icms_base, extra);
-	ck_assert_int_eq(nvcf_crd_icms_from_yaml(&o, doc, strlen(doc)),
-			 NVCF_EINVAL);
-	ck_assert_ptr_null(o);
-	ck_assert_msg(strstr(nvcf_error_last()->message, expected) != NULL,
-		      "message \"%s\" lacks \"%s\"",
-		      nvcf_error_last()->message, expected);
-}
+static const bad_doc icms_errors[] = {
+	{"  instanceCount: 1\n", "missing field spec.requestId"},
+	{"  requestId: r\n",
+	 "missing field spec.instanceCount"},
+	{"  requestId: r\n  instanceCount: two\n",
+	 "ICMSRequest spec.instanceCount: expected a positive "
+	 "integer, got \"two\""},
+	{"  requestId: r\n  instanceCount: -1\n",
+	 "spec.instanceCount: expected a positive integer, got -1"},
+	{"  requestId: r\n  instanceCount: 0\n",
+	 "spec.instanceCount: expected a positive integer, got 0"},
+	{"  requestId: r\n  instanceCount: 1.5\n",
+	 "spec.instanceCount: expected a positive integer, got 1.5"},
+	{"  requestId: 7\n  instanceCount: 1\n",
+	 "spec.requestId: expected a non-empty string, got 7"},
+	{"  requestId: r\n  instanceCount: 1\n"
+	 "  functionLaunchSpecification: text\n",
+	 "spec.functionLaunchSpecification: expected a mapping"},
+	{"  requestId: r\n  instanceCount: 1\n"
+	 "status: {requestStatus: Done}\n",
+	 "status.requestStatus: expected"},
+	{"  requestId: r\n  instanceCount: 1\n"
+	 "status: {lastStatusUpdated: yesterday}\n",
+	 "status.lastStatusUpdated: expected an RFC 3339"},
+	{"  requestId: r\n  instanceCount: 1\n"
+	 "status: {instances: {a: {id: b}}}\n",
+	 "status.instances.a.id"},
+	{"  requestId: r\n  instanceCount: 1\n"
+	 "  terminationMsgInfo: {instanceIds: []}\n",
+	 "spec.terminationMsgInfo: only allowed"},
+	{"  requestId: r\n  instanceCount: 1\n  gpu: H100\n",
+	 "duplicate key \"gpu\""},
+};
 
 START_TEST(test_crd_decode_errors_icms)
 {
-	icms_error("  instanceCount: 1\n", "missing field spec.requestId");
-	icms_error("  requestId: r\n",
-		   "missing field spec.instanceCount");
-	icms_error("  requestId: r\n  instanceCount: two\n",
-		   "ICMSRequest spec.instanceCount: expected a positive "
-		   "integer, got \"two\"");
-	icms_error("  requestId: r\n  instanceCount: -1\n",
-		   "spec.instanceCount: expected a positive integer, got -1");
-	icms_error("  requestId: r\n  instanceCount: 0\n",
-		   "spec.instanceCount: expected a positive integer, got 0");
-	icms_error("  requestId: r\n  instanceCount: 1.5\n",
-		   "spec.instanceCount: expected a positive integer, got 1.5");
-	icms_error("  requestId: 7\n  instanceCount: 1\n",
-		   "spec.requestId: expected a non-empty string, got 7");
-	icms_error("  requestId: r\n  instanceCount: 1\n"
-		   "  functionLaunchSpecification: text\n",
-		   "spec.functionLaunchSpecification: expected a mapping");
-	icms_error("  requestId: r\n  instanceCount: 1\n"
-		   "status: {requestStatus: Done}\n",
-		   "status.requestStatus: expected");
-	icms_error("  requestId: r\n  instanceCount: 1\n"
-		   "status: {lastStatusUpdated: yesterday}\n",
-		   "status.lastStatusUpdated: expected an RFC 3339");
-	icms_error("  requestId: r\n  instanceCount: 1\n"
-		   "status: {instances: {a: {id: b}}}\n",
-		   "status.instances.a.id");
-	icms_error("  requestId: r\n  instanceCount: 1\n"
-		   "  terminationMsgInfo: {instanceIds: []}\n",
-		   "spec.terminationMsgInfo: only allowed");
-	icms_error("  requestId: r\n  instanceCount: 1\n  gpu: H100\n",
-		   "duplicate key \"gpu\"");
+	for (size_t i = 0; i < sizeof(icms_errors) / sizeof(icms_errors[0]);
+	     i++) {
+		char doc[2048];
+		nvcf_crd_icms *o = NULL;
+
+		snprintf(doc, sizeof(doc), "%s%s", icms_base,
+			 icms_errors[i].extra);
+		expect_einval(nvcf_crd_icms_from_yaml(&o, doc, strlen(doc)),
+			      icms_errors[i].expected);
+		ck_assert_ptr_null(o);
+	}
 }
 END_TEST
 
@@ -246,72 +243,67 @@ START_TEST(test_crd_decode_errors_header)
 	ck_assert_str_eq(nvcf_error_last()->message,
 			 "ICMSRequest: wrong apiVersion v1, expected "
 			 "nvca.nvcf.nvidia.io/v2beta1");
-	ck_assert_int_eq(nvcf_crd_icms_from_yaml(&o, action, strlen(action)),
-			 NVCF_EINVAL);
-	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
-				     "spec.action: expected "
-				     "RequestICMSInstances"));
-	ck_assert_int_eq(nvcf_crd_icms_from_yaml(&o, term, strlen(term)),
-			 NVCF_EINVAL);
-	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
-				     "missing field spec.terminationMsgInfo"));
-	ck_assert_int_eq(nvcf_crd_miniservice_from_json(&m, ms, strlen(ms)),
-			 NVCF_EINVAL);
-	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
-				     "missing field spec.namespace"));
+	expect_einval(nvcf_crd_icms_from_yaml(&o, action, strlen(action)),
+		      "spec.action: expected RequestICMSInstances");
+	expect_einval(nvcf_crd_icms_from_yaml(&o, term, strlen(term)),
+		      "missing field spec.terminationMsgInfo");
+	expect_einval(nvcf_crd_miniservice_from_json(&m, ms, strlen(ms)),
+		      "missing field spec.namespace");
 	ck_assert_int_eq(nvcf_crd_icms_from_json(&o, "{", 1), NVCF_EINVAL);
-	ck_assert_int_eq(nvcf_crd_icms_from_yaml(&o, "", 0), NVCF_EINVAL);
-	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
-				     "empty YAML document"));
+	expect_einval(nvcf_crd_icms_from_yaml(&o, "", 0),
+		      "empty YAML document");
 	ck_assert_int_eq(nvcf_crd_icms_from_yaml(&o, "a: [", 4),
 			 NVCF_EINVAL);
-	ck_assert_int_eq(nvcf_crd_icms_from_yaml(&o, "a: 1\n---\nb: 2\n", 14),
-			 NVCF_EINVAL);
-	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
-				     "more than one YAML document"));
+	expect_einval(nvcf_crd_icms_from_yaml(&o, "a: 1\n---\nb: 2\n", 14),
+		      "more than one YAML document");
 	ck_assert_ptr_null(o);
 	ck_assert_ptr_null(m);
 }
 END_TEST
 
-static void backend_error(const char *from, const char *to,
-			  const char *expected)
-{
-	char *text = slurp("backend-local.yaml"), doc[4096], *at;
-	nvcf_crd_backend *b = NULL;
-
-	at = strstr(text, from);
-	ck_assert_ptr_nonnull(at);
-	snprintf(doc, sizeof(doc), "%.*s%s%s", (int)(at - text), text, to,
-		 at + strlen(from));
-	ck_assert_int_eq(nvcf_crd_backend_from_yaml(&b, doc, strlen(doc)),
-			 NVCF_EINVAL);
-	ck_assert_msg(strstr(nvcf_error_last()->message, expected) != NULL,
-		      "message \"%s\" lacks \"%s\"",
-		      nvcf_error_last()->message, expected);
-	free(text);
-}
+/* A replacement in backend-local.yaml, and part of the error it gives. */
+static const struct {
+	const char *from;
+	const char *to;
+	const char *expected;
+} backend_errors[] = {
+	{"capacity: 8", "capacity: -1",
+	 "spec.gpus[0].capacity: expected a non-negative integer, got -1"},
+	{"gpuCount: 2", "gpuCount: 9",
+	 "spec.gpus[0].instanceTypes[1].gpuCount: expected 1 to the capacity "
+	 "8 of GPU \"L40S\", got 9"},
+	{"gpuCount: 2", "gpuCount: 0",
+	 "instanceTypes[1].gpuCount: expected a positive"},
+	{"name: H100", "name: L40S", "listed twice"},
+	{"NCP.GPU.L40S_2x", "NCP.GPU.L40S_1x", "listed twice"},
+	{"clusterId: local-1", "clusterId: local.1",
+	 "spec.clusterId: expected letters"},
+	{"clusterId: local-1", "clusterID: local-1",
+	 "missing field spec.clusterId"},
+	{"name: H100", "name: \"H 100\"",
+	 "spec.gpus[1].name: expected letters"},
+	{"kind: NVCFBackend", "kind: ICMSRequest",
+	 "wrong kind ICMSRequest, expected NVCFBackend"},
+};
 
 START_TEST(test_crd_decode_errors_backend)
 {
-	backend_error("capacity: 8", "capacity: -1",
-		      "spec.gpus[0].capacity: expected a non-negative "
-		      "integer, got -1");
-	backend_error("gpuCount: 2", "gpuCount: 9",
-		      "spec.gpus[0].instanceTypes[1].gpuCount: expected 1 to "
-		      "the capacity 8 of GPU \"L40S\", got 9");
-	backend_error("gpuCount: 2", "gpuCount: 0",
-		      "instanceTypes[1].gpuCount: expected a positive");
-	backend_error("name: H100", "name: L40S", "listed twice");
-	backend_error("NCP.GPU.L40S_2x", "NCP.GPU.L40S_1x", "listed twice");
-	backend_error("clusterId: local-1", "clusterId: local.1",
-		      "spec.clusterId: expected letters");
-	backend_error("clusterId: local-1", "clusterID: local-1",
-		      "missing field spec.clusterId");
-	backend_error("name: H100", "name: \"H 100\"",
-		      "spec.gpus[1].name: expected letters");
-	backend_error("kind: NVCFBackend", "kind: ICMSRequest",
-		      "wrong kind ICMSRequest, expected NVCFBackend");
+	char *text = slurp("backend-local.yaml");
+
+	for (size_t i = 0;
+	     i < sizeof(backend_errors) / sizeof(backend_errors[0]); i++) {
+		const char *from = backend_errors[i].from;
+		char doc[4096], *at = strstr(text, from);
+		nvcf_crd_backend *b = NULL;
+
+		ck_assert_ptr_nonnull(at);
+		snprintf(doc, sizeof(doc), "%.*s%s%s", (int)(at - text), text,
+			 backend_errors[i].to, at + strlen(from));
+		expect_einval(nvcf_crd_backend_from_yaml(&b, doc, strlen(doc)),
+			      backend_errors[i].expected);
+		ck_assert_ptr_null(b);
+	}
+	free(text);
 }
 END_TEST
 
@@ -367,11 +359,17 @@ static void observe(run *r, const char *id, nvcf_crd_observed_t state,
 	r->obs.instances_count++;
 }
 
-static void icms_step(run *r, nvcf_crd_icms *o)
+/* Frees the previous step's actions and returns where the next ones go. */
+static nvcf_crd_actions **next_acts(run *r)
 {
 	nvcf_crd_actions_free(r->acts);
 	r->acts = NULL;
-	ck_assert_int_eq(nvcf_crd_icms_reconcile(&r->acts, o, &r->obs,
+	return &r->acts;
+}
+
+static void icms_step(run *r, nvcf_crd_icms *o)
+{
+	ck_assert_int_eq(nvcf_crd_icms_reconcile(next_acts(r), o, &r->obs,
 						 &r->opt), NVCF_OK);
 	r->obs.ack = NVCF_CRD_ACK_NONE;
 	r->obs.error = NULL;
@@ -403,6 +401,19 @@ static int64_t requeue(const run *r)
 	ck_assert_int_eq(r->acts->items[r->acts->count - 1].kind,
 			 NVCF_CRD_ACTION_REQUEUE);
 	return r->acts->items[r->acts->count - 1].after_ms;
+}
+
+/*
+ * Checks that the request is collected once @p id is gone from the
+ * runtime, and not before.
+ */
+static void collected_once_gone(run *r, nvcf_crd_icms *o, const char *id)
+{
+	icms_step(r, o);
+	ck_assert_uint_eq(count(r, NVCF_CRD_ACTION_GARBAGE_COLLECT), 0);
+	observe(r, id, NVCF_CRD_OBSERVED_TERMINATED, NULL);
+	icms_step(r, o);
+	ck_assert_uint_eq(count(r, NVCF_CRD_ACTION_GARBAGE_COLLECT), 1);
 }
 
 static void run_done(run *r)
@@ -582,11 +593,7 @@ START_TEST(test_crd_icms_instance_failed)
 				 ->instance_id, "0-sr-0b6e3c2a");
 	ck_assert_str_eq(nth(&r, NVCF_CRD_ACTION_REPORT_STATUS, 0)->state,
 			 "terminated");
-	icms_step(&r, o);
-	ck_assert_uint_eq(count(&r, NVCF_CRD_ACTION_GARBAGE_COLLECT), 0);
-	observe(&r, "0-sr-0b6e3c2a", NVCF_CRD_OBSERVED_TERMINATED, NULL);
-	icms_step(&r, o);
-	ck_assert_uint_eq(count(&r, NVCF_CRD_ACTION_GARBAGE_COLLECT), 1);
+	collected_once_gone(&r, o, "0-sr-0b6e3c2a");
 	run_done(&r);
 	nvcf_crd_icms_free(o);
 }
@@ -756,11 +763,7 @@ START_TEST(test_crd_icms_termination)
 
 	/* Still running in the runtime: wait until it is gone. */
 	observe(&r, "0-sr-0b6e3c2a", NVCF_CRD_OBSERVED_RUNNING, NULL);
-	icms_step(&r, o);
-	ck_assert_uint_eq(count(&r, NVCF_CRD_ACTION_GARBAGE_COLLECT), 0);
-	observe(&r, "0-sr-0b6e3c2a", NVCF_CRD_OBSERVED_TERMINATED, NULL);
-	icms_step(&r, o);
-	ck_assert_uint_eq(count(&r, NVCF_CRD_ACTION_GARBAGE_COLLECT), 1);
+	collected_once_gone(&r, o, "0-sr-0b6e3c2a");
 	run_done(&r);
 	nvcf_crd_icms_free(o);
 }
@@ -793,10 +796,9 @@ END_TEST
 
 static void ms_step(run *r, nvcf_crd_miniservice *o)
 {
-	nvcf_crd_actions_free(r->acts);
-	r->acts = NULL;
-	ck_assert_int_eq(nvcf_crd_miniservice_reconcile(&r->acts, o, &r->obs,
-							&r->opt), NVCF_OK);
+	ck_assert_int_eq(nvcf_crd_miniservice_reconcile(next_acts(r), o,
+							&r->obs, &r->opt),
+			 NVCF_OK);
 	r->obs.error = NULL;
 	r->obs.error_terminal = false;
 }
@@ -972,6 +974,12 @@ END_TEST
 
 /* ---- NVCFBackend reconcile --------------------------------------------- */
 
+static void backend_step(run *r, nvcf_crd_backend *o, nvcf_status want)
+{
+	ck_assert_int_eq(nvcf_crd_backend_reconcile(next_acts(r), o, &r->obs,
+						    &r->opt), want);
+}
+
 START_TEST(test_crd_backend_status)
 {
 	nvcf_crd_backend *o = backend_fixture("backend-local.yaml");
@@ -979,18 +987,15 @@ START_TEST(test_crd_backend_status)
 	run r;
 
 	run_init(&r, T0);
-	ck_assert_int_eq(nvcf_crd_backend_reconcile(&r.acts, o, &r.obs,
-						    &r.opt), NVCF_OK);
+	backend_step(&r, o, NVCF_OK);
 	ck_assert_int_eq(o->status.agent_status, NVCF_CRD_AGENT_UNKNOWN);
 	ck_assert_uint_eq(o->status.gpu_usage_count, 2);
 	ck_assert_uint_eq(count(&r, NVCF_CRD_ACTION_REPORT_STATUS), 1);
-	nvcf_crd_actions_free(r.acts);
 
 	r.obs.heartbeat_ms = T0 - 5 * SEC;
 	r.obs.allocations = alloc;
 	r.obs.allocations_count = 2;
-	ck_assert_int_eq(nvcf_crd_backend_reconcile(&r.acts, o, &r.obs,
-						    &r.opt), NVCF_OK);
+	backend_step(&r, o, NVCF_OK);
 	ck_assert_int_eq(o->status.agent_status, NVCF_CRD_AGENT_HEALTHY);
 	ck_assert_int_eq(o->status.last_updated_agent_status_ms, T0);
 	ck_assert_str_eq(o->status.gpu_usage[0].gpu, "L40S");
@@ -998,28 +1003,21 @@ START_TEST(test_crd_backend_status)
 	ck_assert_uint_eq(o->status.gpu_usage[0].available, 5);
 	/* Over-allocation never gives a negative availability. */
 	ck_assert_uint_eq(o->status.gpu_usage[1].available, 0);
-	nvcf_crd_actions_free(r.acts);
 
 	/* Unchanged: no report, only the requeue. */
-	ck_assert_int_eq(nvcf_crd_backend_reconcile(&r.acts, o, &r.obs,
-						    &r.opt), NVCF_OK);
+	backend_step(&r, o, NVCF_OK);
 	ck_assert_uint_eq(r.acts->count, 1);
 	ck_assert_int_eq(requeue(&r), 15 * SEC);
-	nvcf_crd_actions_free(r.acts);
 
 	r.opt.heartbeat_timeout_ms = 30 * SEC;
 	r.obs.now_ms = T0 + 30 * SEC;
-	ck_assert_int_eq(nvcf_crd_backend_reconcile(&r.acts, o, &r.obs,
-						    &r.opt), NVCF_OK);
+	backend_step(&r, o, NVCF_OK);
 	ck_assert_int_eq(o->status.agent_status, NVCF_CRD_AGENT_UNHEALTHY);
 	ck_assert_uint_eq(count(&r, NVCF_CRD_ACTION_REPORT_STATUS), 1);
-	nvcf_crd_actions_free(r.acts);
 
 	/* An invalid spec is refused and the status left alone. */
 	o->spec.gpus[0].instance_types[0].gpu_count = 0;
-	r.acts = NULL;
-	ck_assert_int_eq(nvcf_crd_backend_reconcile(&r.acts, o, &r.obs,
-						    &r.opt), NVCF_EINVAL);
+	backend_step(&r, o, NVCF_EINVAL);
 	ck_assert_ptr_null(r.acts);
 	nvcf_crd_backend_free(o);
 }

@@ -2,11 +2,13 @@
 """NVCT tasks (/v1/nvct/...) on nvcf-api, against a real nats-server and a
 real cluster agent whose cluster record (local-1) tasks are placed on.
 
-The agent does not run tasks yet: it refuses task orders, so every task
-here stays QUEUED until the API moves it, which is what these tests drive.
+The agent is stopped (SIGSTOP) once registered, so that its orders wait
+in the stream and every task here stays QUEUED until the API moves it,
+which is what these tests drive; test_task_run.py runs tasks for real.
 """
 import json
 import os
+import signal
 import uuid
 
 import pytest
@@ -27,8 +29,12 @@ def stack():
     s = nvcfstack.Stack(api=True, gateway=False, nvca=True)
     s.start()
     s.keys = {}
-    yield s
-    s.stop()
+    os.kill(s.procs["nvca"].pid, signal.SIGSTOP)
+    try:
+        yield s
+    finally:
+        os.kill(s.procs["nvca"].pid, signal.SIGCONT)
+        s.stop()
 
 
 def key_of(stack, nca, scopes="all"):
