@@ -7,6 +7,7 @@
  * directory: one pid file, port file and log per process, and DIR/env.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -459,6 +460,51 @@ static void stop_pids(const pid_t *pids, int n, const char *const *names)
 	}
 }
 
+/*
+ * Kills every process left in session @p sid. nvca leads its own session
+ * and starts instances in process groups of their own within it, so when
+ * nvca had to be killed, its function processes and workers are found
+ * here rather than left running.
+ */
+static int kill_session(pid_t sid)
+{
+	struct dirent *e;
+	int killed = 0;
+	DIR *d;
+
+	if (sid <= 0 || (d = opendir("/proc")) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char path[300], buf[1024], *p;
+		long pid = strtol(e->d_name, &p, 10);
+		int fd, state_sid = 0;
+		ssize_t n;
+		char state;
+		long ppid, pgrp;
+
+		if (*p != '\0' || pid <= 0 || pid == (long)getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		/* The command name may hold spaces: fields follow the last ')'. */
+		if ((p = strrchr(buf, ')')) == NULL ||
+		    sscanf(p + 1, " %c %ld %ld %d", &state, &ppid, &pgrp,
+			   &state_sid) != 4 ||
+		    state_sid != (int)sid || state == 'Z')
+			continue;
+		if (kill((pid_t)pid, SIGKILL) == 0)
+			killed++;
+	}
+	closedir(d);
+	return killed;
+}
+
 /* Stops the stack in @p dir: agent first, then the REST daemons, then NATS
  * last so that every daemon can hand back its work on the bus. */
 static void stop_stack(const char *dir, bool verbose)
@@ -485,6 +531,13 @@ static void stop_stack(const char *dir, bool verbose)
 			}
 		}
 		stop_pids(pids, n, names);
+		if (order[g][0] == P_NVCA && n > 0) {
+			int left = kill_session(pids[0]);
+
+			if (left > 0)
+				fprintf(stderr, "nvcf: killed %d instance "
+					"process(es) nvca left behind\n", left);
+		}
 		for (int j = 0; j < 3 && order[g][j] >= 0; j++) {
 			char path[PATH_MAX];
 

@@ -7,6 +7,7 @@ and checks that every process it started is gone.
 import json
 import os
 import re
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -271,6 +272,47 @@ def test_unreachable_stack():
     r = run("function", "list", env=env)
     assert r.returncode == 1
     assert "is the stack running?" in r.stderr
+
+
+def session_members(sid):
+    """Pids of live processes in session @p sid."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] not in ("Z", "X") and int(fields[3]) == sid:
+            out.append(int(name))
+    return out
+
+
+def test_down_kills_instances_of_a_stuck_agent(stack):
+    r = client(stack, "function", "create", "--name", "cli-stuck",
+               "--image", "file://" + PYECHO, "--inference-url", "/echo",
+               "--health-uri", "/health")
+    assert r.returncode == 0, r.stderr
+    fn = json.loads(r.stdout)["function"]
+    r = client(stack, "deploy", "create", fn["id"], fn["versionId"],
+               "--gpu", "L40S", "--instance-type", "NCP.GPU.L40S_1x",
+               "--min", "1", "--max", "1", "--wait", "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    nvca = stack["pids"]["nvca"]
+    # The function and its worker: nvca's session, nvca itself aside.
+    members = [p for p in session_members(nvca) if p != nvca]
+    assert len(members) >= 2, members
+    # A stopped agent ignores SIGTERM until down sends SIGKILL.
+    os.kill(nvca, signal.SIGSTOP)
+    r = run("down", "--state-dir", stack["dir"], timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert "ignored SIGTERM" in r.stderr
+    assert re.search(r"killed \d+ instance process\(es\) nvca left "
+                     r"behind", r.stderr), r.stderr
+    nvcfstack.wait_for(lambda: not any(pid_alive(p) for p in members),
+                       timeout=10, what="the instance processes to exit")
 
 
 def test_down_stops_everything(stack):
