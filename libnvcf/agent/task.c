@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "api/tasks.h"
 #include "auth/keys.h"
@@ -29,6 +30,12 @@
 #define NAK_DELAY_MS 2000
 #define PROGRESS_MAX 65536
 #define HASH_MAX ((off_t)64 << 20)
+/*
+ * Files up to this size travel inside their result message, base64 in
+ * metadata.contentBase64, so GET .../results serves them from JetStream;
+ * encoded they stay well under NATS's default max_payload of 1 MiB.
+ */
+#define INLINE_MAX ((off_t)512 << 10)
 #define TAIL_LINES 10
 #define TAIL_BYTES 4096
 /* Mount point of the results directory inside a task container. */
@@ -518,6 +525,18 @@ static char *file_metadata(const char *path, const char *name, off_t size)
 
 		if (data != NULL && nvcf__sha256_hex(data, len, hex) == NVCF_OK)
 			cJSON_AddStringToObject(m, "sha256", hex);
+		if (data != NULL && (off_t)len <= INLINE_MAX) {
+			char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+
+			if (b64 != NULL) {
+				EVP_EncodeBlock((unsigned char *)b64,
+						(const unsigned char *)data,
+						(int)len);
+				cJSON_AddStringToObject(m, "contentBase64",
+							b64);
+				free(b64);
+			}
+		}
 		free(data);
 	}
 	loc = nvcf__asprintf("file://%s", path);

@@ -5,6 +5,7 @@ results back to the task record. With --docker-socket on a private podman,
 nvca also runs container tasks (busybox echo image) and Helm tasks
 (rendered manifests).
 """
+import base64
 import hashlib
 import json
 import os
@@ -153,6 +154,8 @@ def test_task_completes_with_progress_and_results(stack, tmp_path):
     assert meta["file"] == "numbers.txt"
     assert meta["sizeBytes"] == len(numbers)
     assert meta["sha256"] == hashlib.sha256(numbers).hexdigest()
+    # Small files travel in the result itself, served from JetStream.
+    assert base64.b64decode(meta["contentBase64"]) == numbers
     assert meta["location"] == "file://%s/numbers.txt" % \
         env["NVCT_RESULTS_DIR"]
     for r in results:
@@ -313,6 +316,7 @@ def test_container_task_completes(cstack, engine):
     out = results["out.txt"]["metadata"]
     assert out["sizeBytes"] == len(b"hello-fast\n")
     assert out["sha256"] == hashlib.sha256(b"hello-fast\n").hexdigest()
+    assert base64.b64decode(out["contentBase64"]) == b"hello-fast\n"
     host_dir = out["location"][len("file://"):].rsplit("/", 1)[0]
     assert host_dir.endswith("/tasks/%s/results" % t["id"])
     with open(os.path.join(host_dir, "env.txt")) as f:
