@@ -61,6 +61,20 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
         " (last error: %r)" % (last_error,)))
 
 
+def kill_session(sid):
+    """SIGKILLs every live process of session @p sid."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[0] not in ("Z", "X") and int(fields[3]) == sid:
+                os.kill(int(name), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+
+
 def port_open(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -324,6 +338,9 @@ class Stack:
         for name in ["gateway", "autoscaler", "autoscaler-2", "api"] + \
                 agents:
             self.kill(name, signal.SIGTERM)
+        # Instances of an agent a test killed keep the agent's session.
+        for name in agents:
+            kill_session(self.procs[name].pid)
         self.nats.stop()
         if os.environ.get("NVCF_KEEP_STATE"):
             return
