@@ -1369,7 +1369,7 @@ static nvcf_status icms_store(nvcf_agent *a, icms *r)
 	return st;
 }
 
-/* ACK_MESSAGE: acks the order if this agent holds it. */
+/* ACK_MESSAGE: acks the order if this agent has its message. */
 static void icms_ack(icms *r)
 {
 	jsErrCode jerr = 0;
@@ -1400,7 +1400,7 @@ typedef enum refusal {
 	REFUSED_INTERNAL
 } refusal;
 
-/* CREATE_INSTANCE: starts one instance, or says why it cannot. */
+/* CREATE_INSTANCE: starts one instance, or returns why it cannot. */
 static refusal icms_create(nvcf_agent *a, icms *r, const nvcf_crd_action *act)
 {
 	const nvcf_crd_icms_spec *sp = &r->obj->spec;
@@ -1551,7 +1551,7 @@ out:
 }
 
 /*
- * Runs reconcile steps of one request until one asks to wait, performing
+ * Runs reconcile steps of one request until one requests a wait, performing
  * the actions of each and storing the object after each. Called with
  * rlock held.
  */
@@ -2061,7 +2061,7 @@ static void icms_load_all(nvcf_agent *a)
 		      a->bucket);
 }
 
-/* The function's health answers; a check of adoption, not of start-up. */
+/* Probes the function's health URL once, to adopt it, not to start it. */
 static bool adopt_probe(const char *launch_json, int port)
 {
 	char url[256], what[128];

@@ -1198,7 +1198,7 @@ static void reply_task(tcall *c, const cJSON *rec)
 	reply_json(c, 200, body);
 }
 
-/* Loads the caller's task or answers 404 or 5xx. */
+/* Loads the caller's task, or replies 404 or 5xx. */
 static bool load_or_reply(tcall *c, char key[160], cJSON **rec)
 {
 	nvcf_status st;
@@ -1216,7 +1216,7 @@ static bool load_or_reply(tcall *c, char key[160], cJSON **rec)
 	return true;
 }
 
-/* Reads ?limit=; answers 400 and returns false when it is malformed. */
+/* Reads ?limit=; replies 400 and returns false when it is malformed. */
 static bool query_limit(tcall *c, int *limit)
 {
 	const char *v = nvcf__http_query(c->req, "limit");
@@ -1486,7 +1486,7 @@ static void create_task(tcall *c)
 	emit_event(c->t->cfg.bus, c->key->nca_id, tid,
 		   "Task created with status 'QUEUED'");
 	place_task(c->t, key);
-	/* Answer with what is stored now, placement stamps included. */
+	/* Reply with what is stored now, placement stamps included. */
 	{
 		cJSON *now = NULL;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nvcf-autoscaler: keeps every deployed version at the instance count its
- * scaling policy asks for.
+ * scaling policy requests.
  *
  * Two KV watchers mirror nvcf_deployments and nvcf_instances into one
  * table of versions. A loop evaluates each version on every tick, and at
@@ -60,7 +60,7 @@ typedef struct inst {
 	int64_t terminating_ms;  /* when we ordered it stopped, 0 if not */
 } inst;
 
-/* What this replica knows about one creation order it published. */
+/* State of one creation order this replica published. */
 typedef struct order_note {
 	char icms[40];
 	char cluster[96];
@@ -96,14 +96,6 @@ typedef struct version {
 	bool woken;              /* a gateway saw a request at zero */
 } version;
 
-typedef struct watch {
-	nvcf_autoscaler *as;
-	const char *bucket;
-	kvWatcher *watcher;
-	pthread_t thread;
-	bool running;
-} watch;
-
 struct nvcf_autoscaler {
 	nvcf_autoscaler_options opts;
 	char replica[64];
@@ -117,7 +109,7 @@ struct nvcf_autoscaler {
 	bool stopping;
 	bool started;
 
-	watch dep_watch, inst_watch, cluster_watch;
+	nvcf__kv_mirror dep_watch, inst_watch, cluster_watch;
 	natsSubscription *wake_sub, *load_sub;
 	pthread_t loop;
 	bool loop_started;
@@ -259,8 +251,9 @@ static void copy(char *dst, size_t size, const char *src)
 
 /* ---- KV mirrors ------------------------------------------------------ */
 
-static void apply_deployment(nvcf_autoscaler *as, kvEntry *e)
+static void apply_deployment(void *userdata, kvEntry *e)
 {
+	nvcf_autoscaler *as = userdata;
 	const char *key = kvEntry_Key(e), *vid;
 	kvOperation op = kvEntry_Operation(e);
 	version *v;
@@ -308,8 +301,9 @@ static void apply_deployment(nvcf_autoscaler *as, kvEntry *e)
 	pthread_mutex_unlock(&as->lock);
 }
 
-static void apply_instance(nvcf_autoscaler *as, kvEntry *e)
+static void apply_instance(void *userdata, kvEntry *e)
 {
+	nvcf_autoscaler *as = userdata;
 	const char *key = kvEntry_Key(e);
 	const char *dot = strchr(key, '.');
 	kvOperation op = kvEntry_Operation(e);
@@ -378,8 +372,9 @@ static void apply_instance(nvcf_autoscaler *as, kvEntry *e)
 	cJSON_Delete(rec);
 }
 
-static void apply_cluster(nvcf_autoscaler *as, kvEntry *e)
+static void apply_cluster(void *userdata, kvEntry *e)
 {
+	nvcf_autoscaler *as = userdata;
 	const char *key = kvEntry_Key(e);
 	kvOperation op = kvEntry_Operation(e);
 	cJSON *rec = NULL;
@@ -395,63 +390,6 @@ static void apply_cluster(nvcf_autoscaler *as, kvEntry *e)
 	if (rec != NULL)
 		cJSON_AddItemToObject(as->clusters, key, rec);
 	pthread_mutex_unlock(&as->lock);
-}
-
-static void *watch_main(void *arg)
-{
-	watch *w = arg;
-
-	for (;;) {
-		kvEntry *e = NULL;
-		natsStatus s = kvWatcher_Next(&e, w->watcher, 1000);
-
-		if (s == NATS_TIMEOUT)
-			continue;
-		if (s != NATS_OK)
-			break; /* stopped */
-		if (e == NULL)
-			continue; /* end of the initial replay */
-		if (w == &w->as->dep_watch)
-			apply_deployment(w->as, e);
-		else if (w == &w->as->cluster_watch)
-			apply_cluster(w->as, e);
-		else
-			apply_instance(w->as, e);
-		kvEntry_Destroy(e);
-	}
-	return NULL;
-}
-
-static nvcf_status watch_start(watch *w)
-{
-	kvStore *kv = NULL;
-	nvcf_status st;
-	natsStatus s;
-
-	if ((st = nvcf__bus_kv(w->as->bus, w->bucket, &kv)) != NVCF_OK)
-		return st;
-	s = kvStore_WatchAll(&w->watcher, kv, NULL);
-	if (s != NATS_OK)
-		return nvcf__bus_error(s, 0, "watching bucket", w->bucket);
-	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
-		kvWatcher_Destroy(w->watcher);
-		w->watcher = NULL;
-		return nvcf__error_set(NVCF_ENOMEM, "cannot start the watcher "
-				       "thread of %s", w->bucket);
-	}
-	w->running = true;
-	return NVCF_OK;
-}
-
-static void watch_stop(watch *w)
-{
-	if (!w->running)
-		return;
-	kvWatcher_Stop(w->watcher);
-	pthread_join(w->thread, NULL);
-	kvWatcher_Destroy(w->watcher);
-	w->watcher = NULL;
-	w->running = false;
 }
 
 /* ---- wake-ups and load reports --------------------------------------- */
@@ -1251,10 +1189,10 @@ static void instance_lost(nvcf_autoscaler *as, const char *vid,
 }
 
 /*
- * Instances on a cluster whose heartbeat stopped no longer count: they
- * are marked ERRORED, so that the API and gateways see them gone and the
- * policy replaces them elsewhere, and told to stop in case the cluster
- * comes back.
+ * Drops instances on a cluster whose heartbeat stopped from the count.
+ * They are marked ERRORED, so that the API and gateways see them gone
+ * and the policy replaces them elsewhere, and a termination order is
+ * sent in case the cluster comes back.
  */
 static void check_lost(nvcf_autoscaler *as, const char *vid)
 {
@@ -1625,12 +1563,6 @@ nvcf_status nvcf_autoscaler_new(nvcf_autoscaler **out,
 	copy(as->region, sizeof(as->region), nvcf_bus_region(as->bus));
 	pthread_mutex_init(&as->lock, NULL);
 	pthread_cond_init(&as->cond, NULL);
-	as->dep_watch.as = as;
-	as->dep_watch.bucket = NVCF_BUCKET_DEPLOYMENTS;
-	as->inst_watch.as = as;
-	as->inst_watch.bucket = NVCF_BUCKET_INSTANCES;
-	as->cluster_watch.as = as;
-	as->cluster_watch.bucket = NVCF_BUCKET_CLUSTERS;
 	if ((as->clusters = cJSON_CreateObject()) == NULL) {
 		pthread_mutex_destroy(&as->lock);
 		pthread_cond_destroy(&as->cond);
@@ -1667,9 +1599,15 @@ nvcf_status nvcf_autoscaler_start(nvcf_autoscaler *as)
 		st = nvcf__bus_error(s, 0, "subscribing to", "nvcf.wake.*");
 		goto fail;
 	}
-	if ((st = watch_start(&as->cluster_watch)) != NVCF_OK ||
-	    (st = watch_start(&as->inst_watch)) != NVCF_OK ||
-	    (st = watch_start(&as->dep_watch)) != NVCF_OK)
+	if ((st = nvcf__kv_mirror_start(&as->cluster_watch, as->bus,
+					NVCF_BUCKET_CLUSTERS, apply_cluster,
+					NULL, as)) != NVCF_OK ||
+	    (st = nvcf__kv_mirror_start(&as->inst_watch, as->bus,
+					NVCF_BUCKET_INSTANCES, apply_instance,
+					NULL, as)) != NVCF_OK ||
+	    (st = nvcf__kv_mirror_start(&as->dep_watch, as->bus,
+					NVCF_BUCKET_DEPLOYMENTS,
+					apply_deployment, NULL, as)) != NVCF_OK)
 		goto fail;
 	if (pthread_create(&as->loop, NULL, loop_main, as) != 0) {
 		st = nvcf__error_set(NVCF_ENOMEM, "cannot start the "
@@ -1709,9 +1647,9 @@ void nvcf_autoscaler_stop(nvcf_autoscaler *as)
 		natsSubscription_Destroy(as->load_sub);
 		as->load_sub = NULL;
 	}
-	watch_stop(&as->dep_watch);
-	watch_stop(&as->inst_watch);
-	watch_stop(&as->cluster_watch);
+	nvcf__kv_mirror_stop(&as->dep_watch);
+	nvcf__kv_mirror_stop(&as->inst_watch);
+	nvcf__kv_mirror_stop(&as->cluster_watch);
 	/* Hand the versions over at once rather than after the lease. */
 	for (unsigned int b = 0; b < TABLE_SIZE; b++)
 		for (version *v = as->table[b]; v != NULL; v = v->next)

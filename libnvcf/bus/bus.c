@@ -840,3 +840,66 @@ nvcf_status nvcf_bus_kv_keys(nvcf_bus *bus, const char *bucket,
 			      "(attempt %d of 3); retrying", bucket, attempt);
 	}
 }
+
+/* ---- KV mirrors ------------------------------------------------------- */
+
+static void *kv_mirror_main(void *arg)
+{
+	nvcf__kv_mirror *m = arg;
+
+	for (;;) {
+		kvEntry *e = NULL;
+		natsStatus s = kvWatcher_Next(&e, m->watcher, 1000);
+
+		if (s == NATS_TIMEOUT)
+			continue;
+		if (s != NATS_OK)
+			break; /* stopped */
+		if (e == NULL) {
+			if (m->replayed != NULL)
+				m->replayed(m->userdata);
+			continue;
+		}
+		m->apply(m->userdata, e);
+		kvEntry_Destroy(e);
+	}
+	return NULL;
+}
+
+nvcf_status nvcf__kv_mirror_start(nvcf__kv_mirror *m, nvcf_bus *bus,
+				  const char *bucket, nvcf__kv_apply_fn apply,
+				  nvcf__kv_replayed_fn replayed,
+				  void *userdata)
+{
+	kvStore *kv = NULL;
+	nvcf_status st;
+	natsStatus s;
+
+	if ((st = nvcf__bus_kv(bus, bucket, &kv)) != NVCF_OK)
+		return st;
+	m->apply = apply;
+	m->replayed = replayed;
+	m->userdata = userdata;
+	s = kvStore_WatchAll(&m->watcher, kv, NULL);
+	if (s != NATS_OK)
+		return nvcf__bus_error(s, 0, "watching bucket", bucket);
+	if (pthread_create(&m->thread, NULL, kv_mirror_main, m) != 0) {
+		kvWatcher_Destroy(m->watcher);
+		m->watcher = NULL;
+		return nvcf__error_set(NVCF_ENOMEM, "cannot start the watcher "
+				       "thread of %s", bucket);
+	}
+	m->running = true;
+	return NVCF_OK;
+}
+
+void nvcf__kv_mirror_stop(nvcf__kv_mirror *m)
+{
+	if (!m->running)
+		return;
+	kvWatcher_Stop(m->watcher);
+	pthread_join(m->thread, NULL);
+	kvWatcher_Destroy(m->watcher);
+	m->watcher = NULL;
+	m->running = false;
+}

@@ -7,6 +7,8 @@
 #ifndef NVCF_BUS_INTERNAL_H
 #define NVCF_BUS_INTERNAL_H
 
+#include <pthread.h>
+
 #include <nats/nats.h>
 
 #include "nvcf/bus.h"
@@ -35,5 +37,32 @@ void nvcf__result_subject(char *out, size_t size, const char *request_id);
 
 /* True for cluster ids and KV key tokens: letters, digits, '-' and '_'. */
 bool nvcf__token_valid(const char *s, size_t max_len);
+
+/*
+ * A thread that applies every entry of a KV bucket, the current ones
+ * first, to an in-memory copy. @p apply gets each entry (borrowed).
+ * @p replayed, when not NULL, is called once the entries stored when
+ * the watch started have all been applied.
+ */
+typedef void (*nvcf__kv_apply_fn)(void *userdata, kvEntry *entry);
+typedef void (*nvcf__kv_replayed_fn)(void *userdata);
+
+typedef struct nvcf__kv_mirror {
+	kvWatcher *watcher;
+	pthread_t thread;
+	bool running;
+	nvcf__kv_apply_fn apply;
+	nvcf__kv_replayed_fn replayed;
+	void *userdata;
+} nvcf__kv_mirror;
+
+/* Starts @p m on @p bucket; the message names the bucket on failure. */
+nvcf_status nvcf__kv_mirror_start(nvcf__kv_mirror *m, nvcf_bus *bus,
+				  const char *bucket, nvcf__kv_apply_fn apply,
+				  nvcf__kv_replayed_fn replayed,
+				  void *userdata);
+
+/* Stops and joins the thread of a started mirror; a no-op otherwise. */
+void nvcf__kv_mirror_stop(nvcf__kv_mirror *m);
 
 #endif /* NVCF_BUS_INTERNAL_H */

@@ -50,9 +50,7 @@ typedef struct inst_node {
 typedef struct watch {
 	nvcf__gw_cache *cache;
 	const char *bucket;
-	kvWatcher *watcher;
-	pthread_t thread;
-	bool running;
+	nvcf__kv_mirror mirror;
 	bool initial_done;
 } watch;
 
@@ -421,8 +419,9 @@ int nvcf__gw_ready_instances(nvcf__gw_cache *c, const char *version_id)
 
 /* ---- watchers --------------------------------------------------------- */
 
-static void apply_entry(watch *w, kvEntry *e)
+static void apply_entry(void *userdata, kvEntry *e)
 {
+	watch *w = userdata;
 	nvcf__gw_cache *c = w->cache;
 	const char *key = kvEntry_Key(e);
 	kvOperation op = kvEntry_Operation(e);
@@ -451,35 +450,14 @@ static void apply_entry(watch *w, kvEntry *e)
 	}
 }
 
-static void mark_ready(watch *w)
+static void mark_ready(void *userdata)
 {
+	watch *w = userdata;
+
 	pthread_mutex_lock(&w->cache->ready_lock);
 	w->initial_done = true;
 	pthread_cond_broadcast(&w->cache->ready_cond);
 	pthread_mutex_unlock(&w->cache->ready_lock);
-}
-
-static void *watch_main(void *arg)
-{
-	watch *w = arg;
-
-	for (;;) {
-		kvEntry *e = NULL;
-		natsStatus s = kvWatcher_Next(&e, w->watcher, 1000);
-
-		if (s == NATS_TIMEOUT)
-			continue;
-		if (s != NATS_OK)
-			break; /* stopped */
-		if (e == NULL) {
-			mark_ready(w);
-			continue;
-		}
-		apply_entry(w, e);
-		kvEntry_Destroy(e);
-	}
-	mark_ready(w);
-	return NULL;
 }
 
 nvcf_status nvcf__gw_cache_new(nvcf__gw_cache **out, nvcf_bus *bus)
@@ -505,24 +483,8 @@ nvcf_status nvcf__gw_cache_new(nvcf__gw_cache **out, nvcf_bus *bus)
 
 static nvcf_status watch_start(watch *w)
 {
-	kvStore *kv = NULL;
-	nvcf_status st;
-	natsStatus s;
-
-	if ((st = nvcf__bus_kv(w->cache->bus, w->bucket, &kv)) != NVCF_OK)
-		return st;
-	s = kvStore_WatchAll(&w->watcher, kv, NULL);
-	if (s != NATS_OK)
-		return nvcf__bus_error(s, 0, "watching bucket", w->bucket);
-	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
-		kvWatcher_Destroy(w->watcher);
-		w->watcher = NULL;
-		return nvcf__error_set(NVCF_ENOMEM,
-				       "cannot start the watcher thread of %s",
-				       w->bucket);
-	}
-	w->running = true;
-	return NVCF_OK;
+	return nvcf__kv_mirror_start(&w->mirror, w->cache->bus, w->bucket,
+				     apply_entry, mark_ready, w);
 }
 
 nvcf_status nvcf__gw_cache_start(nvcf__gw_cache *c, int64_t timeout_ms)
@@ -556,24 +518,13 @@ nvcf_status nvcf__gw_cache_start(nvcf__gw_cache *c, int64_t timeout_ms)
 	return NVCF_OK;
 }
 
-static void watch_stop(watch *w)
-{
-	if (!w->running)
-		return;
-	kvWatcher_Stop(w->watcher);
-	pthread_join(w->thread, NULL);
-	kvWatcher_Destroy(w->watcher);
-	w->watcher = NULL;
-	w->running = false;
-}
-
 void nvcf__gw_cache_free(nvcf__gw_cache *c)
 {
 	if (c == NULL)
 		return;
-	watch_stop(&c->key_watch);
-	watch_stop(&c->fn_watch);
-	watch_stop(&c->inst_watch);
+	nvcf__kv_mirror_stop(&c->key_watch.mirror);
+	nvcf__kv_mirror_stop(&c->fn_watch.mirror);
+	nvcf__kv_mirror_stop(&c->inst_watch.mirror);
 	for (unsigned int i = 0; i < CACHE_BUCKETS; i++) {
 		while (c->keys[i] != NULL) {
 			key_node *n = c->keys[i];

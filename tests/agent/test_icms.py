@@ -178,7 +178,8 @@ def test_kill_9_restart_adopts_running_instances(stack, kv):
 
     stack.kill("nvca", signal.SIGKILL)
     for r in recs:
-        assert pid_alive(r["pid"]) and pid_alive(r["workerPid"])
+        assert pid_alive(r["pid"])
+        assert pid_alive(r["workerPid"])
     stack.start_daemon("nvca")
     wait_for(lambda: stack.log("nvca").count("adopted RUNNING instance") >= 2,
              what="2 instances adopted")

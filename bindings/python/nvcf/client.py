@@ -126,7 +126,7 @@ def _q(value):
 class ApiClient:
     """The control-plane REST API (nvcf-api): functions, versions and
     deployments. Each method raises NvcfHttpError, with the RFC 7807
-    problem fields, when the API answers with an error."""
+    problem fields, when the API replies with an error."""
 
     def __init__(self, base_url, key=None, timeout=60.0):
         self._http = _Http(base_url, key, timeout)
@@ -363,5 +363,5 @@ class GatewayClient:
         return r.raise_for_status()
 
     def health(self):
-        """True when GET /health answers 200."""
+        """True when GET /health returns 200."""
         return self._http.request("GET", "/health", timeout=5).status == 200
