@@ -880,9 +880,10 @@ static void observe_container(pod_obs *p, const cJSON *c, bool is_task)
 						NVCF_CRD_OBSERVED_FAILED;
 	else
 		s = NVCF_CRD_OBSERVED_STARTING;
+	/* podman calls a finished container "exited" or "stopped". */
 	if (s == NVCF_CRD_OBSERVED_FAILED && p->reason == NULL)
-		p->reason = nvcf__asprintf("container %s %s with status %d",
-					   name, state, exit_code);
+		p->reason = nvcf__asprintf("container %s exited with status %d",
+					   name, exit_code);
 	/* failed > starting > running > succeeded: the worst one wins. */
 	if (p->state == NVCF_CRD_OBSERVED_FAILED)
 		return;
