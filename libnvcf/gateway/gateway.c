@@ -72,6 +72,7 @@ struct nvcf_gateway {
 	natsSubscription *stored_sub;
 	int polls;                /* polls registered, guarded by lock */
 	int64_t polls_idle_since; /* monotonic us when polls reached 0 */
+	int64_t timer_wake_us; /* when the sleeping timer wakes on its own */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC: earliest deadline moved */
@@ -89,6 +90,8 @@ struct nvcf_gateway {
 };
 
 #define STORED_SUB_IDLE_US (30 * INT64_C(1000000))
+/* The longest the window timer sleeps: the shortest poll window. */
+#define TIMER_IDLE_US INT64_C(1000000)
 
 /* ---- pending table and deadline heap (gw->lock held) ------------------ */
 
@@ -175,14 +178,25 @@ static void heap_remove(nvcf_gateway *gw, pending *p)
 	p->heap_idx = SIZE_MAX;
 }
 
+/*
+ * Wakes the timer when @p p's deadline comes before the timer would wake
+ * on its own. The timer never sleeps longer than TIMER_IDLE_US, so a
+ * request parked on an idle gateway, whose window is at least a second,
+ * costs no wake-up.
+ */
+static void timer_notify(nvcf_gateway *gw, const pending *p)
+{
+	if (p->heap_idx == 0 && p->deadline_us < gw->timer_wake_us)
+		pthread_cond_signal(&gw->cond);
+}
+
 /* Moves @p p to a new deadline and wakes the timer when it came first. */
 static void pending_reschedule(nvcf_gateway *gw, pending *p, int64_t deadline)
 {
 	p->deadline_us = deadline;
 	heap_down(gw, p->heap_idx);
 	heap_up(gw, p->heap_idx);
-	if (p->heap_idx == 0)
-		pthread_cond_signal(&gw->cond);
+	timer_notify(gw, p);
 }
 
 static bool pending_insert(nvcf_gateway *gw, pending *p)
@@ -193,8 +207,7 @@ static bool pending_insert(nvcf_gateway *gw, pending *p)
 		return false;
 	p->next = gw->table[b];
 	gw->table[b] = p;
-	if (p->heap_idx == 0)
-		pthread_cond_signal(&gw->cond);
+	timer_notify(gw, p);
 	return true;
 }
 
@@ -760,18 +773,15 @@ static void *timer_main(void *arg)
 			continue;
 		}
 		if (gw->heap_len == 0 || gw->heap[0]->deadline_us > now) {
-			/* Wakes at the next deadline, and every second while
-			 * the res.* subscription may become idle. */
+			/* Wakes at the next deadline, and at least every
+			 * TIMER_IDLE_US (see timer_notify). */
 			int64_t wake = gw->heap_len ? gw->heap[0]->deadline_us
 						    : INT64_MAX;
 			struct timespec ts;
 
-			if (gw->stored_sub != NULL && wake > now + 1000000)
-				wake = now + 1000000;
-			if (wake == INT64_MAX) {
-				pthread_cond_wait(&gw->cond, &gw->lock);
-				continue;
-			}
+			if (wake > now + TIMER_IDLE_US)
+				wake = now + TIMER_IDLE_US;
+			gw->timer_wake_us = wake;
 			ts.tv_sec = wake / 1000000;
 			ts.tv_nsec = (wake % 1000000) * 1000;
 			pthread_cond_timedwait(&gw->cond, &gw->lock, &ts);

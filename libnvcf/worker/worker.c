@@ -23,6 +23,16 @@
 #define FETCH_EXPIRY_MS 1000
 #define NAK_DELAY_MS 1000
 #define MAX_RESPONSE_SIZE_BYTES 5242880
+/*
+ * A request answered within this long sends no ACCEPTED result. The gateway
+ * needs one only when its poll window ends first, so skipping it takes two
+ * NATS hops and a gateway wake-up off the hot path.
+ */
+#define ACCEPT_DELAY_US 20000
+/* Closer than this to the end of its poll window, ACCEPTED goes at once. */
+#define ACCEPT_NOW_WINDOW_US 250000
+/* The ticker keeps its short period this long after the last request. */
+#define TICKER_BUSY_US 1000000
 #define PROBLEM_URN "urn:inference-service:problem-details:"
 
 typedef struct slot {
@@ -35,6 +45,11 @@ typedef struct slot {
 	natsMsg *held;
 	char request_id[128];
 	atomic_bool cancel;
+	/* ACCEPTED result not sent yet, due at accept_due_us (worker lock). */
+	uint8_t *accept_buf;
+	size_t accept_len;
+	char *accept_subject;
+	int64_t accept_due_us;
 } slot;
 
 struct nvcf_worker {
@@ -57,8 +72,13 @@ struct nvcf_worker {
 	bool stopped;
 
 	pthread_t ticker;
+	pthread_cond_t tick_cond;
 	bool ticker_started;
 	bool ticker_stop;
+	/* Next wake-up of the ticker, and the load it last reported. */
+	int64_t ticker_wake_us;
+	int64_t last_busy_us;
+	int reported_load;
 
 	natsSubscription *cancel_sub;
 	nvcf_worker_stats stats;
@@ -436,32 +456,76 @@ static void report_load(nvcf_worker *w, int in_flight)
 	natsConnection_PublishString(w->conn, subject, num);
 }
 
-static void hold(slot *s, natsMsg *msg, const char *request_id)
+static void accept_drop(slot *s)
+{
+	free(s->accept_buf);
+	free(s->accept_subject);
+	s->accept_buf = NULL;
+	s->accept_subject = NULL;
+	s->accept_len = 0;
+}
+
+/*
+ * Records @p msg as the request of slot @p s, and takes ownership of @p accept, the
+ * packed ACCEPTED result of @p req. That result is sent at once when the
+ * poll window is nearly over, otherwise by the ticker if the function still
+ * runs ACCEPT_DELAY_US later. The ticker also sends the load report.
+ */
+static void hold(slot *s, natsMsg *msg, const Nvcf__InvokeRequest *req,
+		 uint8_t *accept, size_t accept_len)
 {
 	nvcf_worker *w = s->w;
-	int n;
+	int64_t now = nvcf__mono_us();
+	bool has_reply = req->reply_subject != NULL &&
+			 req->reply_subject[0] != '\0';
+	bool now_due = req->poll_deadline_us > 0 &&
+		       req->poll_deadline_us - nvcf__now_us() <
+			       ACCEPT_NOW_WINDOW_US;
+	bool wake_ticker = false;
 
+	if (has_reply && accept != NULL && now_due) {
+		natsConnection_Publish(w->conn, req->reply_subject, accept,
+				       (int)accept_len);
+		free(accept);
+		accept = NULL;
+	}
 	pthread_mutex_lock(&w->lock);
 	s->held = msg;
-	snprintf(s->request_id, sizeof(s->request_id), "%s", request_id);
+	snprintf(s->request_id, sizeof(s->request_id), "%s",
+		 req->request_id);
 	atomic_store(&s->cancel, false);
-	n = ++w->stats.in_flight;
+	w->stats.in_flight++;
+	w->last_busy_us = now;
+	if (has_reply && accept != NULL) {
+		s->accept_subject = strdup(req->reply_subject);
+		if (s->accept_subject != NULL) {
+			s->accept_buf = accept;
+			s->accept_len = accept_len;
+			s->accept_due_us = now + ACCEPT_DELAY_US;
+			accept = NULL;
+			/* Wake a ticker that sleeps past the due time. */
+			wake_ticker = w->ticker_wake_us >
+				      s->accept_due_us + ACCEPT_DELAY_US;
+		}
+	}
+	if (wake_ticker)
+		pthread_cond_signal(&w->tick_cond);
 	pthread_mutex_unlock(&w->lock);
-	report_load(w, n);
+	free(accept);
 }
 
 static void release(slot *s)
 {
 	nvcf_worker *w = s->w;
-	int n;
 
 	pthread_mutex_lock(&w->lock);
 	s->held = NULL;
 	s->request_id[0] = '\0';
-	n = --w->stats.in_flight;
+	accept_drop(s);
+	w->stats.in_flight--;
+	w->last_busy_us = nvcf__mono_us();
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	report_load(w, n);
 }
 
 /*
@@ -591,15 +655,9 @@ static void handle(slot *s, natsMsg *msg)
 		nvcf__invoke_request__free_unpacked(req, NULL);
 		return;
 	}
-	hold(s, msg, req->request_id);
-
 	result_init(w, &res, req, NVCF__RESULT_KIND__RESULT_KIND_ACCEPTED);
-	if (req->reply_subject != NULL && req->reply_subject[0] != '\0' &&
-	    (buf = result_pack(&res, &len)) != NULL) {
-		natsConnection_Publish(w->conn, req->reply_subject, buf,
-				       (int)len);
-		free(buf);
-	}
+	buf = result_pack(&res, &len);
+	hold(s, msg, req, buf, len);
 
 	rc = call_function(s, req, &r, &status);
 	if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&s->cancel)) {
@@ -669,10 +727,14 @@ static void handle(slot *s, natsMsg *msg)
 		goto out;
 	}
 	release(s);
-	if (natsMsg_AckSync(msg, NULL, &jerr) != NATS_OK)
-		nvcf_log_warn(SUB, "acknowledging request %s failed (%d); it "
-			      "may be redelivered and answered from the "
-			      "stored result", req->request_id, (int)jerr);
+	/*
+	 * The result is stored, so the ack needs no reply. If the ack is lost,
+	 * the redelivery finds the stored result and is acked without a call.
+	 */
+	if (natsMsg_Ack(msg, NULL) != NATS_OK)
+		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
+			      "redelivery will find its stored result",
+			      req->request_id);
 	stat_add(w, &w->stats.completed);
 out:
 	free(problem);
@@ -726,31 +788,69 @@ static void *fetch_main(void *arg)
 	return NULL;
 }
 
-/* Extends the ack deadline of every held request while the function runs. */
-static void *ticker_main(void *arg)
+/*
+ * Sends the ACCEPTED results that are due, extends the ack deadline of
+ * every held request while the function runs, and reports the instance's
+ * load when it changed. The caller has the worker lock. Returns the
+ * monotonic time of the next run.
+ */
+static int64_t tick(nvcf_worker *w, int64_t now, int64_t *next_progress,
+		    int64_t period_us)
 {
-	nvcf_worker *w = arg;
-	int64_t period_ms = w->ack_wait_ms / 3;
+	int64_t wake = INT64_MAX;
 
-	if (period_ms < 10)
-		period_ms = 10;
-	pthread_mutex_lock(&w->lock);
-	while (!w->ticker_stop) {
-		struct timespec ts;
+	for (int i = 0; i < w->concurrency; i++) {
+		slot *s = &w->slots[i];
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += period_ms / 1000;
-		ts.tv_nsec += (period_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		if (s->accept_buf == NULL)
+			continue;
+		if (s->accept_due_us <= now) {
+			natsConnection_Publish(w->conn, s->accept_subject,
+					       s->accept_buf,
+					       (int)s->accept_len);
+			accept_drop(s);
+		} else if (s->accept_due_us < wake) {
+			wake = s->accept_due_us;
 		}
-		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-		if (w->ticker_stop)
-			break;
+	}
+	if (now >= *next_progress) {
 		for (int i = 0; i < w->concurrency; i++)
 			if (w->slots[i].held != NULL)
 				natsMsg_InProgress(w->slots[i].held, NULL);
+		*next_progress = now + period_us;
+	}
+	if (w->stats.in_flight != w->reported_load) {
+		report_load(w, w->stats.in_flight);
+		w->reported_load = w->stats.in_flight;
+	}
+	if (*next_progress < wake)
+		wake = *next_progress;
+	/* While requests come and go, poll instead of being woken for each. */
+	if (now - w->last_busy_us < TICKER_BUSY_US &&
+	    now + ACCEPT_DELAY_US < wake)
+		wake = now + ACCEPT_DELAY_US;
+	return wake;
+}
+
+static void *ticker_main(void *arg)
+{
+	nvcf_worker *w = arg;
+	int64_t period_us = w->ack_wait_ms / 3 * 1000;
+	int64_t next_progress;
+
+	if (period_us < 10000)
+		period_us = 10000;
+	pthread_mutex_lock(&w->lock);
+	next_progress = nvcf__mono_us() + period_us;
+	while (!w->ticker_stop) {
+		int64_t wake = tick(w, nvcf__mono_us(), &next_progress,
+				    period_us);
+		struct timespec ts;
+
+		w->ticker_wake_us = wake;
+		ts.tv_sec = wake / 1000000;
+		ts.tv_nsec = (wake % 1000000) * 1000;
+		pthread_cond_timedwait(&w->tick_cond, &w->lock, &ts);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -839,6 +939,15 @@ nvcf_status nvcf_worker_new(nvcf_worker **out, const nvcf_worker_options *opts)
 		return nvcf__error_oom();
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&w->tick_cond, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	w->reported_load = -1;
 	w->bus = opts->bus;
 	w->conn = nvcf__bus_conn(opts->bus);
 	w->js = nvcf__bus_js(opts->bus);
@@ -992,6 +1101,7 @@ void nvcf_worker_stop(nvcf_worker *w)
 	pthread_mutex_lock(&w->lock);
 	w->ticker_stop = true;
 	pthread_cond_broadcast(&w->cond);
+	pthread_cond_signal(&w->tick_cond);
 	pthread_mutex_unlock(&w->lock);
 	if (w->ticker_started)
 		pthread_join(w->ticker, NULL);
@@ -1010,6 +1120,7 @@ void nvcf_worker_free(nvcf_worker *w)
 		pthread_mutex_lock(&w->lock);
 		w->ticker_stop = true;
 		pthread_cond_broadcast(&w->cond);
+		pthread_cond_signal(&w->tick_cond);
 		pthread_mutex_unlock(&w->lock);
 		for (int i = 0; w->slots && i < w->concurrency; i++)
 			if (w->slots[i].started)
@@ -1028,6 +1139,7 @@ void nvcf_worker_free(nvcf_worker *w)
 		}
 		if (w->slots[i].curl != NULL)
 			curl_easy_cleanup(w->slots[i].curl);
+		accept_drop(&w->slots[i]);
 	}
 	free(w->slots);
 	free(w->function_id);
@@ -1040,6 +1152,7 @@ void nvcf_worker_free(nvcf_worker *w)
 	free(w->backend);
 	free(w->region);
 	pthread_cond_destroy(&w->cond);
+	pthread_cond_destroy(&w->tick_cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
