@@ -10,6 +10,8 @@
 #include "nvcf/gateway.h"
 
 #define NAME "nvcf-invocation"
+/* Largest value of the byte-count flags: 4 GiB. */
+#define MAX_BODY_FLAG (1LL << 32)
 
 static void usage(FILE *out)
 {
@@ -28,6 +30,13 @@ static void usage(FILE *out)
 		"  --threads N         HTTP threads (default 2)\n"
 		"  --region R          region of request queues (default "
 		"local)\n"
+		"  --max-body-bytes N  largest request body in bytes; larger "
+		"ones get 413\n"
+		"                      (default 67108864, 64 MiB)\n"
+		"  --inline-body-bytes N  larger request bodies are stored as "
+		"JetStream\n"
+		"                      chunks (default 262144, capped by the "
+		"NATS max_payload)\n"
 		"  --log-level LEVEL   error, warn, info, debug or trace "
 		"(default info)\n"
 		"  --help              show this help\n"
@@ -42,6 +51,8 @@ int main(int argc, char **argv)
 		{"port-file", required_argument, NULL, 'p'},
 		{"threads", required_argument, NULL, 't'},
 		{"region", required_argument, NULL, 'r'},
+		{"max-body-bytes", required_argument, NULL, 'm'},
+		{"inline-body-bytes", required_argument, NULL, 'I'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -80,6 +91,24 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			opts.region = optarg;
+			break;
+		case 'm':
+			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &n)) {
+				fprintf(stderr, NAME ": --max-body-bytes '%s' "
+					"is not a number from 1 to %lld\n",
+					optarg, MAX_BODY_FLAG);
+				return 2;
+			}
+			opts.max_body_bytes = (size_t)n;
+			break;
+		case 'I':
+			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &n)) {
+				fprintf(stderr, NAME ": --inline-body-bytes "
+					"'%s' is not a number from 1 to %lld\n",
+					optarg, MAX_BODY_FLAG);
+				return 2;
+			}
+			opts.inline_body_bytes = (size_t)n;
 			break;
 		case 'L':
 			if (!daemon_flag_log_level(NAME, optarg, &level))

@@ -14,6 +14,8 @@
 #include "nvcf/bus.h"
 #include "nvcf/worker.h"
 
+/* Largest value of the byte-count flags: 4 GiB. */
+#define MAX_BODY_FLAG (1LL << 32)
 #define NAME "nvcf-worker"
 
 static void usage(FILE *out)
@@ -44,6 +46,14 @@ static void usage(FILE *out)
 		"read (default 30000)\n"
 		"  --grace-ms MS         time held requests get on SIGTERM "
 		"(default 8000)\n"
+		"  --max-response-bytes N  largest function response in "
+		"bytes; larger ones\n"
+		"                        become 502 (default 67108864, 64 "
+		"MiB)\n"
+		"  --inline-body-bytes N   larger responses are stored as "
+		"JetStream chunks\n"
+		"                        (default 262144, capped by the NATS "
+		"max_payload)\n"
 		"  --log-level LEVEL     error, warn, info, debug or trace\n"
 		"  --help, --version\n",
 		NVCF_WORKER_MAX_CONCURRENCY);
@@ -66,6 +76,8 @@ int main(int argc, char **argv)
 		{"queue-region", required_argument, NULL, 'Q'},
 		{"ack-wait-ms", required_argument, NULL, 'w'},
 		{"grace-ms", required_argument, NULL, 'g'},
+		{"max-response-bytes", required_argument, NULL, 'M'},
+		{"inline-body-bytes", required_argument, NULL, 'I'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -111,6 +123,24 @@ int main(int argc, char **argv)
 			if (!daemon_flag_ms(NAME, "--grace-ms", optarg,
 					    &wopts.grace_ms))
 				return 2;
+			break;
+		case 'M':
+			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &v)) {
+				fprintf(stderr, NAME ": invalid "
+					"--max-response-bytes '%s': use 1 to "
+					"%lld\n", optarg, MAX_BODY_FLAG);
+				return 2;
+			}
+			wopts.max_response_bytes = (size_t)v;
+			break;
+		case 'I':
+			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &v)) {
+				fprintf(stderr, NAME ": invalid "
+					"--inline-body-bytes '%s': use 1 to "
+					"%lld\n", optarg, MAX_BODY_FLAG);
+				return 2;
+			}
+			wopts.inline_body_bytes = (size_t)v;
 			break;
 		case 'l':
 			if (!daemon_log_level_parse(optarg, &level)) {

@@ -99,8 +99,8 @@ NVCF_API void nvcf_bus_free(nvcf_bus *bus);
 NVCF_API const char *nvcf_bus_region(const nvcf_bus *bus);
 
 /**
- * Creates the results, creation and termination streams and the control
- * plane KV buckets when they are missing. Idempotent.
+ * Creates the results, request body, creation and termination streams
+ * and the control plane KV buckets when they are missing. Idempotent.
  *
  * @return NVCF_OK, NVCF_EUNAVAILABLE, NVCF_ERROR with the JetStream code
  */

@@ -119,7 +119,8 @@ typedef struct nvcf_gateway_options {
 	uint16_t port;              /**< 0 picks a free port */
 	unsigned int threads;       /**< HTTP threads; 0 means 2 */
 	const char *region;         /**< queue region; NULL means "local" */
-	size_t max_body_bytes;      /**< larger bodies get 413; 0 means 8 MiB */
+	/** Larger request bodies get 413; 0 means 64 MiB. */
+	size_t max_body_bytes;
 	/**
 	 * Seconds a worker gets past NVCF-POLL-SECONDS to take a request
 	 * before the gateway responds 504; negative means 2, as NVCF does.
@@ -134,20 +135,28 @@ typedef struct nvcf_gateway_options {
 	nvcf_gateway_auth_cb auth_cb;
 	/** Passed to @c auth_cb; the gateway never reads it. */
 	void *auth_userdata;
+	/* version 3 */
+	/**
+	 * Request bodies up to this many bytes travel inside the request
+	 * message; larger ones are stored as chunks on JetStream first.
+	 * 0 means 256 KiB. The NATS server's max_payload minus 64 KiB caps it.
+	 */
+	size_t inline_body_bytes;
 } nvcf_gateway_options;
 
-#define NVCF_GATEWAY_OPTIONS_VERSION 2
+#define NVCF_GATEWAY_OPTIONS_VERSION 3
 #define NVCF_GATEWAY_OPTIONS_INIT                                             \
 	{NVCF_GATEWAY_OPTIONS_VERSION, NULL, NULL, 0, 0, NULL, 0, -1, NULL,   \
-	 NULL}
+	 NULL, 0}
 
 /**
  * Creates a gateway: connects to NATS, opens the key and function caches
  * and subscribes to its reply subject. It does not listen yet.
  *
  * @param[out] out  the new gateway, released with nvcf_gateway_free()
- * @param opts      may be NULL for defaults; copied, not kept. Version 1
- *                  (no auth_cb) is still accepted.
+ * @param opts      may be NULL for defaults; copied, not kept. Versions 1
+ *                  (no auth_cb) and 2 (no inline_body_bytes) are still
+ *                  accepted.
  * @return NVCF_OK; NVCF_EINVAL for a bad option (unknown version, region
  *         with characters other than letters, digits, '-' or '_');
  *         NVCF_EUNAVAILABLE when NATS does not respond; NVCF_ENOMEM;

@@ -52,19 +52,34 @@ typedef struct nvcf_worker_options {
 	int64_t ack_wait_ms;
 	/** How long nvcf_worker_stop() lets held requests finish; 0: 8000. */
 	int64_t grace_ms;
+	/* version 2 */
+	/**
+	 * Largest function response in bytes, sent to the function as
+	 * NVCF-MAX-RESPONSE-SIZE-BYTES; a larger one becomes a 502.
+	 * 0 means 64 MiB.
+	 */
+	size_t max_response_bytes;
+	/**
+	 * Response bodies up to this many bytes travel inside the result
+	 * message; larger ones are stored as chunks on JetStream first.
+	 * 0 means 256 KiB. The NATS server's max_payload minus 64 KiB caps it.
+	 */
+	size_t inline_body_bytes;
 } nvcf_worker_options;
 
-#define NVCF_WORKER_OPTIONS_VERSION 1
+#define NVCF_WORKER_OPTIONS_VERSION 2
 /** Initializer with the version set and every field at its default. */
 #define NVCF_WORKER_OPTIONS_INIT                                              \
 	{NVCF_WORKER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL,      \
-	 NULL, NULL, NULL, NULL, 0, 0, 0}
+	 NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0}
 
 /**
  * Binds to the version's request consumer and starts fetching.
  *
  * @param[out] out  the new worker, released with nvcf_worker_free()
- * @param opts      copied; the strings are copied too
+ * @param opts      copied; the strings are copied too. Version 1 (no
+ *                  max_response_bytes, inline_body_bytes) is still
+ *                  accepted.
  * @return NVCF_OK; NVCF_EINVAL for a missing or invalid option;
  *         NVCF_ENOTFOUND when the version has no request queue;
  *         NVCF_EUNAVAILABLE, NVCF_ERROR from the bus; NVCF_ENOMEM

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus/bus_internal.h"
+#include "bus/chunks.h"
 #include "core/internal.h"
 
 #define BUS_MAX_BUCKETS 64
@@ -377,6 +378,7 @@ nvcf_status nvcf_bus_ensure_control(nvcf_bus *bus)
 		NVCF_BUCKET_CLUSTERS,  NVCF_BUCKET_INSTANCES,
 		NVCF_BUCKET_TASKS,     NVCF_BUCKET_KEYS};
 	const char *results_subjects[] = {"res.>"};
+	const char *bodies_subjects[] = {"body.>"};
 	const char *create_subjects[] = {"Create.NVCA.>"};
 	const char *terminate_subjects[] = {"Terminate.NVCA.>"};
 	jsStreamConfig cfg;
@@ -392,6 +394,27 @@ nvcf_status nvcf_bus_ensure_control(nvcf_bus *bus)
 	cfg.Subjects = results_subjects;
 	cfg.SubjectsLen = 1;
 	cfg.Retention = js_LimitsPolicy;
+	cfg.Storage = js_FileStorage;
+	cfg.MaxAge = bus->opts.results_max_age_ms * NS_PER_MS;
+	cfg.MaxBytes = bus->opts.results_max_bytes;
+	cfg.MaxMsgSize = bus->opts.max_msg_size;
+	cfg.AllowDirect = true;
+	cfg.Replicas = bus->opts.replicas;
+	if ((st = ensure_stream(bus, &cfg)) != NVCF_OK)
+		return st;
+
+	/*
+	 * Request bodies too large to travel inline, as chunks that workers
+	 * read with direct gets. Discard-new makes a store into a full
+	 * stream fail (JetStream 10077), so the gateway responds 429 instead
+	 * of dropping the chunks of requests still queued.
+	 */
+	jsStreamConfig_Init(&cfg);
+	cfg.Name = NVCF__STREAM_BODIES;
+	cfg.Subjects = bodies_subjects;
+	cfg.SubjectsLen = 1;
+	cfg.Retention = js_LimitsPolicy;
+	cfg.Discard = js_DiscardNew;
 	cfg.Storage = js_FileStorage;
 	cfg.MaxAge = bus->opts.results_max_age_ms * NS_PER_MS;
 	cfg.MaxBytes = bus->opts.results_max_bytes;

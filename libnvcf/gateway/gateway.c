@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bus/chunks.h"
 #include "gateway/gateway_internal.h"
 #include "http/http.h"
 #include "nvcf.pb-c.h"
@@ -43,6 +44,7 @@ typedef struct pending {
 	pend_kind kind;
 	bool accepted; /* a worker took it */
 	bool grace;    /* window over; a worker still has the extra wait */
+	bool chunked;  /* the request body is stored as chunks */
 	int percent;   /* last progress seen, or -1 */
 	char request_id[NVCF_UUID_LEN + 1];
 	char function_id[NVCF_UUID_LEN + 1];
@@ -85,6 +87,9 @@ struct nvcf_gateway {
 	size_t heap_len, heap_cap;
 
 	atomic_int suspended; /* suspended connections not yet completed */
+	atomic_int chunk_readers; /* threads reading result chunks */
+	size_t inline_limit;      /* larger request bodies become chunks */
+	size_t chunk_size;        /* bytes per request body chunk */
 	atomic_uint_fast64_t by_code[MAX_CODE];
 	atomic_uint_fast64_t publish_errors;
 };
@@ -357,22 +362,19 @@ static bool header_dropped(const char *name)
 	return false;
 }
 
-/* Builds the caller's response from a FINAL result. */
-static struct MHD_Response *final_response(const char *rid,
-					   const Nvcf__InvokeResult *res,
-					   unsigned int *status_out)
+/*
+ * Adds the function's headers of a FINAL result and the NVCF ones to
+ * @p r; returns the HTTP status for the caller.
+ */
+static unsigned int final_headers(struct MHD_Response *r, const char *rid,
+				  const Nvcf__InvokeResult *res)
 {
 	unsigned int status = res->status_code >= 100 &&
 					      res->status_code < MAX_CODE
 				      ? (unsigned int)res->status_code
 				      : 500;
 	const char *expose = NULL;
-	struct MHD_Response *r;
 
-	r = MHD_create_response_from_buffer(res->body.len, res->body.data,
-					    MHD_RESPMEM_MUST_COPY);
-	if (r == NULL)
-		return NULL;
 	for (size_t i = 0; i < res->n_headers; i++) {
 		const Nvcf__Header *h = res->headers[i];
 
@@ -395,7 +397,21 @@ static struct MHD_Response *final_response(const char *rid,
 					"nvcf-reqid");
 	}
 	add_reqid_headers(r, rid, status);
-	*status_out = status;
+	return status;
+}
+
+/* Builds the caller's response from a FINAL result with an inline body. */
+static struct MHD_Response *final_response(const char *rid,
+					   const Nvcf__InvokeResult *res,
+					   unsigned int *status_out)
+{
+	struct MHD_Response *r;
+
+	r = MHD_create_response_from_buffer(res->body.len, res->body.data,
+					    MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return NULL;
+	*status_out = final_headers(r, rid, res);
 	return r;
 }
 
@@ -408,11 +424,27 @@ static void pending_answer(nvcf_gateway *gw, pending *p, unsigned int status,
 	pending_free(p);
 }
 
+static bool start_chunk_reader(nvcf_gateway *gw, pending *p,
+			       const Nvcf__InvokeResult *res);
+
 static void pending_answer_final(nvcf_gateway *gw, pending *p,
 				 const Nvcf__InvokeResult *res)
 {
+	struct MHD_Response *r;
 	unsigned int status = 500;
-	struct MHD_Response *r = final_response(p->request_id, res, &status);
+
+	/* A chunked body is read on its own thread, never on this one. */
+	if (res->body_chunks > 0) {
+		if (!start_chunk_reader(gw, p, res))
+			pending_answer(gw, p, 503,
+				       nvcf__http_problem_response(
+					       503, "",
+					       "cannot start reading the "
+					       "result; retry later",
+					       NULL));
+		return;
+	}
+	r = final_response(p->request_id, res, &status);
 
 	nvcf_log_trace(SUB, "request %s: status %u after %lld us",
 		       p->request_id, status,
@@ -452,6 +484,17 @@ static void purge_subject(nvcf_gateway *gw, const char *stream,
 			      "error %d)",
 			      subject, stream, natsStatus_GetText(s),
 			      (int)jerr);
+}
+
+/* Purges the body chunks of a request no worker will read. */
+static void drop_body_chunks(nvcf_gateway *gw, const pending *p)
+{
+	char prefix[64];
+
+	if (!p->chunked)
+		return;
+	snprintf(prefix, sizeof(prefix), "body.%s", p->request_id);
+	nvcf__chunks_purge(gw->js, NVCF__STREAM_BODIES, prefix);
 }
 
 /*
@@ -524,6 +567,162 @@ static nvcf_status store_pending(nvcf_gateway *gw, const pending *p)
 	if (jerr == JSStreamWrongLastSequenceErr)
 		return NVCF_EEXISTS;
 	return nvcf__bus_error(s, jerr, "storing pending result", subject);
+}
+
+/* ---- chunked results -------------------------------------------------- */
+
+/* A FINAL result whose body is in chunks, read for one connection. */
+typedef struct chunk_reader {
+	nvcf_gateway *gw;
+	pending *p;
+	Nvcf__InvokeResult *res; /* own copy of the envelope */
+	natsMsg **msgs;
+	uint32_t count;
+	uint32_t index;      /* chunk that contains position index_start */
+	uint64_t index_start;
+} chunk_reader;
+
+static void chunk_reader_free(void *cls)
+{
+	chunk_reader *cr = cls;
+
+	nvcf__chunks_free(cr->msgs, cr->count);
+	nvcf__invoke_result__free_unpacked(cr->res, NULL);
+	free(cr);
+}
+
+/* Copies body bytes from @p pos on into @p buf for libmicrohttpd. */
+static ssize_t chunk_reader_read(void *cls, uint64_t pos, char *buf,
+				 size_t max)
+{
+	chunk_reader *cr = cls;
+	size_t len = 0, off, n;
+
+	while (cr->index < cr->count) {
+		len = (size_t)natsMsg_GetDataLength(cr->msgs[cr->index]);
+		if (pos < cr->index_start + len)
+			break;
+		cr->index_start += len;
+		cr->index++;
+	}
+	if (cr->index == cr->count || pos < cr->index_start)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	off = (size_t)(pos - cr->index_start);
+	n = len - off < max ? len - off : max;
+	memcpy(buf, natsMsg_GetData(cr->msgs[cr->index]) + off, n);
+	return (ssize_t)n;
+}
+
+/*
+ * Reads the chunks of one result, checks size and digest, then resumes
+ * the connection with a response that streams them from memory. A
+ * missing or corrupt chunk becomes 502. A poll purges the chunks with
+ * the result, so the request is not pollable again. After a live answer
+ * they stay until the results stream expires them, like an inline result.
+ */
+static void *chunk_reader_main(void *arg)
+{
+	chunk_reader *cr = arg;
+	nvcf_gateway *gw = cr->gw;
+	pending *p = cr->p;
+	const Nvcf__InvokeResult *res = cr->res;
+	char prefix[96], what[96];
+	struct MHD_Response *r;
+	unsigned int status;
+	nvcf_status st;
+
+	snprintf(prefix, sizeof(prefix), "res.%s.c", p->request_id);
+	snprintf(what, sizeof(what), "result of request %s", p->request_id);
+	st = nvcf__chunk_envelope_check(res->body_size, res->body_chunks,
+					res->body_sha256.len, UINT64_MAX,
+					what);
+	if (st == NVCF_OK)
+		st = nvcf__chunks_fetch(gw->js, NVCF_STREAM_RESULTS, prefix,
+					res->body_chunks, res->body_size,
+					res->body_sha256.data,
+					res->body_sha256.len, what, &cr->msgs);
+	if (st != NVCF_OK) {
+		nvcf_log_warn(SUB, "%s; responding 502",
+			      nvcf_error_last()->message);
+		r = nvcf__http_problem_response(502, "",
+						nvcf_error_last()->message,
+						NULL);
+		if (r != NULL)
+			add_reqid_headers(r, p->request_id, 502);
+		pending_answer(gw, p, 502, r);
+		chunk_reader_free(cr);
+		goto out;
+	}
+	cr->count = res->body_chunks;
+	if (p->kind == PEND_POLL)
+		nvcf__chunks_purge(gw->js, NVCF_STREAM_RESULTS, prefix);
+
+	/* 64 KiB blocks: libmicrohttpd copies each into its send buffer. */
+	r = MHD_create_response_from_callback(res->body_size, 64 * 1024,
+					      chunk_reader_read, cr,
+					      chunk_reader_free);
+	if (r == NULL) {
+		chunk_reader_free(cr);
+		pending_answer(gw, p, 503, reqid_response(p->request_id, 503));
+		goto out;
+	}
+	status = final_headers(r, p->request_id, res);
+	nvcf_log_debug(SUB, "request %s: status %u with a body of %llu bytes "
+		       "in %u chunks",
+		       p->request_id, status,
+		       (unsigned long long)res->body_size,
+		       (unsigned int)res->body_chunks);
+	pending_answer(gw, p, status, r);
+out:
+	atomic_fetch_sub(&gw->chunk_readers, 1);
+	return NULL;
+}
+
+/*
+ * Starts a thread that responds on @p p (taken) with the chunked body of
+ * @p res. Returns false when it could not start, and @p p is then still
+ * the caller's.
+ */
+static bool start_chunk_reader(nvcf_gateway *gw, pending *p,
+			       const Nvcf__InvokeResult *res)
+{
+	size_t len = nvcf__invoke_result__get_packed_size(res);
+	chunk_reader *cr = calloc(1, sizeof(*cr));
+	uint8_t *buf = malloc(len ? len : 1);
+	pthread_attr_t attr;
+	pthread_t thread;
+	int rc;
+
+	if (cr == NULL || buf == NULL) {
+		free(cr);
+		free(buf);
+		return false;
+	}
+	/* The caller frees @p res when this returns: keep a copy. */
+	nvcf__invoke_result__pack(res, buf);
+	cr->res = nvcf__invoke_result__unpack(NULL, len, buf);
+	free(buf);
+	if (cr->res == NULL) {
+		free(cr);
+		return false;
+	}
+	cr->gw = gw;
+	cr->p = p;
+	atomic_fetch_add(&gw->chunk_readers, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&thread, &attr, chunk_reader_main, cr);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		atomic_fetch_sub(&gw->chunk_readers, 1);
+		nvcf__invoke_result__free_unpacked(cr->res, NULL);
+		free(cr);
+		nvcf_log_warn(SUB, "request %s: cannot start a thread to read "
+			      "its result chunks (error %d)",
+			      p->request_id, rc);
+		return false;
+	}
+	return true;
 }
 
 /* ---- results ---------------------------------------------------------- */
@@ -749,6 +948,7 @@ static void window_end(nvcf_gateway *gw, pending *p)
 	nvcf__queue_stream_name(stream, sizeof(stream), gw->region,
 				p->version_id);
 	purge_subject(gw, stream, subject);
+	drop_body_chunks(gw, p);
 	snprintf(subject, sizeof(subject), "nvcf.cancel.%s", p->version_id);
 	natsConnection_PublishString(gw->conn, subject, p->request_id);
 	pending_answer(gw, p, 504, reqid_response(p->request_id, 504));
@@ -984,6 +1184,62 @@ static bool collect_header(const char *name, const char *value, void *ud)
 	return true;
 }
 
+/*
+ * Stores a request body over the inline limit as chunks on
+ * body.{requestId}.{n} and records size, count and digest in @p msg,
+ * whose body stays empty. @p digest is the caller's buffer that @p msg
+ * points to. On failure it responds 429 (stream full) or 503 and returns
+ * false, and the store has purged what it stored.
+ */
+static bool store_body_chunks(nvcf_gateway *gw, nvcf__http_req *req,
+			      pending *p, const char *body, size_t body_len,
+			      Nvcf__InvokeRequest *msg,
+			      uint8_t digest[NVCF__SHA256_LEN])
+{
+	char prefix[64];
+	uint32_t count = 0;
+	int64_t started = nvcf__mono_us();
+	nvcf_status st;
+
+	snprintf(prefix, sizeof(prefix), "body.%s", p->request_id);
+	st = nvcf__body_digest(body, body_len, digest);
+	if (st == NVCF_OK)
+		st = nvcf__chunks_store(gw->js, NVCF__STREAM_BODIES, prefix,
+					body, body_len, gw->chunk_size,
+					&count);
+	if (st == NVCF_EQUOTA) {
+		nvcf_log_info(SUB, "request %s: stream %s is full; responding "
+			      "429", p->request_id, NVCF__STREAM_BODIES);
+		count_code(gw, 429);
+		nvcf__http_send(req, 429,
+				nvcf__http_problem_response(
+					429, "",
+					"no room to store the request body; "
+					"retry later",
+					nvcf__http_path(req)));
+		return false;
+	}
+	if (st != NVCF_OK) {
+		nvcf_log_warn(SUB, "request %s: storing its body of %zu bytes "
+			      "failed: %s", p->request_id, body_len,
+			      nvcf_error_last()->message);
+		send_problem(gw, req, 503,
+			     "the request body could not be stored; retry "
+			     "later");
+		return false;
+	}
+	p->chunked = true;
+	msg->body_size = body_len;
+	msg->body_chunks = count;
+	msg->body_sha256.data = digest;
+	msg->body_sha256.len = NVCF__SHA256_LEN;
+	nvcf_log_debug(SUB, "request %s: stored a body of %zu bytes in %u "
+		       "chunks in %lld us",
+		       p->request_id, body_len, (unsigned int)count,
+		       (long long)(nvcf__mono_us() - started));
+	return true;
+}
+
 #define MAX_FORWARDED_HEADERS 128
 
 /*
@@ -1007,6 +1263,7 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 	natsStatus s;
 	nvcf__gw_target target;
 	int poll_seconds;
+	uint8_t digest[NVCF__SHA256_LEN];
 	size_t body_len, len;
 	const char *body;
 	pending *p;
@@ -1070,29 +1327,40 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 				       : target.inference_url);
 	msg.n_headers = hl.len;
 	msg.headers = ptrs;
-	msg.body.data = (uint8_t *)body;
-	msg.body.len = body_len;
+	if (body_len > gw->inline_limit) {
+		if (!store_body_chunks(gw, req, p, body, body_len, &msg,
+				       digest)) {
+			free(p);
+			return;
+		}
+	} else {
+		msg.body.data = (uint8_t *)body;
+		msg.body.len = body_len;
+	}
 	msg.reply_subject = gw->reply_subject;
 	msg.request_time_us = now;
 	msg.poll_deadline_us = now + (int64_t)poll_seconds * 1000000;
 	msg.caller_subject = (char *)rec->subject;
 	len = nvcf__invoke_request__get_packed_size(&msg);
 	/*
-	 * NOTE: bodies travel inline, not chunked, so the NATS server's
-	 * max_payload (1 MiB unless configured) bounds a request.
+	 * The body is at most inline_limit here, which leaves 64 KiB of
+	 * max_payload for the rest, so only a request with that much in
+	 * headers gets this 413.
 	 */
 	if ((int64_t)len > natsConnection_GetMaxPayload(gw->conn)) {
 		int64_t limit = natsConnection_GetMaxPayload(gw->conn);
 
+		drop_body_chunks(gw, p);
 		free(p);
 		send_problem(gw, req, 413,
-			     "request of %zu bytes exceeds the limit of %lld "
-			     "bytes (max_payload of the NATS server); send a "
-			     "smaller body or raise max_payload",
+			     "request message of %zu bytes exceeds the limit "
+			     "of %lld bytes (max_payload of the NATS server); "
+			     "send fewer or shorter headers",
 			     len, (long long)limit);
 		return;
 	}
 	if (len > sizeof(stackbuf) && (buf = malloc(len)) == NULL) {
+		drop_body_chunks(gw, p);
 		free(p);
 		send_problem(gw, req, 503, "out of memory");
 		return;
@@ -1103,6 +1371,7 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 	if (!pending_park(gw, req, p, poll_seconds)) {
 		if (buf != stackbuf)
 			free(buf);
+		drop_body_chunks(gw, p);
 		pending_answer(gw, p, 503, reqid_response(p->request_id, 503));
 		return;
 	}
@@ -1127,13 +1396,15 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 		      p->request_id, p->version_id, natsStatus_GetText(s));
 	atomic_fetch_add_explicit(&gw->publish_errors, 1,
 				  memory_order_relaxed);
-	if (pending_take(gw, p))
+	if (pending_take(gw, p)) {
+		drop_body_chunks(gw, p);
 		pending_answer(gw, p, 503,
 			       nvcf__http_problem_response(
 				       503, "",
 				       "the request could not be queued; "
 				       "retry later",
 				       nvcf__http_path(req)));
+	}
 }
 
 /*
@@ -1163,6 +1434,7 @@ static void on_publish_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 	pthread_mutex_unlock(&gw->lock);
 	if (p == NULL)
 		return;
+	drop_body_chunks(gw, p);
 
 	if (pae->ErrCode == JS_ERR_STREAM_FULL) {
 		nvcf_log_info(SUB, "request %s: queue of version %s is full; "
@@ -1460,6 +1732,10 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 		/* A version 1 struct ends before auth_cb; the rest stays 0. */
 		memcpy(&gw->opts, opts,
 		       offsetof(nvcf_gateway_options, auth_cb));
+	} else if (opts != NULL && opts->version == 2) {
+		/* A version 2 struct ends before inline_body_bytes. */
+		memcpy(&gw->opts, opts,
+		       offsetof(nvcf_gateway_options, inline_body_bytes));
 	} else if (opts != NULL) {
 		gw->opts = *opts;
 	} else {
@@ -1471,7 +1747,7 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 	if (gw->opts.threads == 0)
 		gw->opts.threads = 2;
 	if (gw->opts.max_body_bytes == 0)
-		gw->opts.max_body_bytes = 8u << 20;
+		gw->opts.max_body_bytes = (size_t)64 << 20;
 	if (gw->opts.extra_wait_seconds < 0)
 		gw->opts.extra_wait_seconds = 2;
 	gw->nats_url = nvcf__strdup(gw->opts.nats_url
@@ -1489,6 +1765,7 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 	pthread_cond_init(&gw->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&gw->suspended, 0);
+	atomic_init(&gw->chunk_readers, 0);
 	if (gw->nats_url == NULL || gw->listen_address == NULL ||
 	    gw->region == NULL) {
 		nvcf_gateway_free(gw);
@@ -1509,6 +1786,11 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 		goto fail;
 	gw->conn = nvcf__bus_conn(gw->bus);
 	gw->js = nvcf__bus_js(gw->bus);
+	gw->chunk_size = nvcf__chunk_size(
+		natsConnection_GetMaxPayload(gw->conn));
+	gw->inline_limit = nvcf__inline_limit(
+		gw->opts.inline_body_bytes,
+		natsConnection_GetMaxPayload(gw->conn));
 	jsOptions_Init(&jo);
 	jo.PublishAsync.ErrHandler = on_publish_error;
 	jo.PublishAsync.ErrHandlerClosure = gw;
@@ -1565,10 +1847,12 @@ nvcf_status nvcf_gateway_start(nvcf_gateway *gw)
 		return st;
 	}
 	gw->started = true;
-	nvcf_log_info(SUB, "listening on %s:%u, region %s, results on %s",
+	nvcf_log_info(SUB, "listening on %s:%u, region %s, results on %s, "
+		      "bodies up to %zu bytes (inline up to %zu)",
 		      gw->listen_address,
 		      (unsigned)nvcf__http_server_port(gw->http), gw->region,
-		      gw->reply_subject);
+		      gw->reply_subject, gw->opts.max_body_bytes,
+		      gw->inline_limit);
 	return NVCF_OK;
 }
 
@@ -1606,7 +1890,21 @@ nvcf_status nvcf_gateway_stop(nvcf_gateway *gw)
 		pending_answer(gw, p, 503,
 			       reqid_response(p->request_id, 503));
 	}
-	/* libmicrohttpd must not be stopped with suspended connections. */
+	/*
+	 * A chunk reader resumes its connection when it is done, and
+	 * libmicrohttpd must not be stopped with suspended connections.
+	 */
+	until = nvcf__mono_us() + 10000000;
+	while (atomic_load(&gw->chunk_readers) > 0 &&
+	       nvcf__mono_us() < until) {
+		struct timespec ts = {0, 5000000};
+
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&gw->chunk_readers) > 0)
+		nvcf_log_error(SUB, "stopping with %d result chunk readers "
+			       "still running after 10 s",
+			       atomic_load(&gw->chunk_readers));
 	until = nvcf__mono_us() + 2000000;
 	while (atomic_load(&gw->suspended) > 0 && nvcf__mono_us() < until) {
 		struct timespec ts = {0, 5000000};

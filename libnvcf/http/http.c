@@ -30,6 +30,7 @@ struct nvcf__http_req {
 	const char *method;
 	nvcf__buf body;
 	bool too_large;
+	uint64_t body_received; /* counted on past max_body for the 413 */
 	int64_t start_us;
 
 	/* Staged response, queued from inside the access callback. */
@@ -346,12 +347,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 			return MHD_YES;
 		}
 		if (*upload_data_size > 0) {
-			if (req->body.len + *upload_data_size >
-			    server->config.max_body)
+			req->body_received += *upload_data_size;
+			if (req->too_large ||
+			    req->body.len + *upload_data_size >
+				    server->config.max_body) {
+				/* The rest is read and dropped. */
 				req->too_large = true;
-			else if (nvcf__buf_append(&req->body, upload_data,
-						  *upload_data_size) != NVCF_OK)
+				nvcf__buf_free(&req->body);
+			} else if (nvcf__buf_append(&req->body, upload_data,
+						    *upload_data_size) !=
+				   NVCF_OK) {
 				return MHD_NO;
+			}
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
@@ -363,7 +370,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		if (req->too_large)
 			nvcf__http_send_problem(
 				req, 413, NULL,
-				"request body exceeds the limit of %zu bytes",
+				"request body of %llu bytes exceeds the limit "
+				"of %zu bytes",
+				(unsigned long long)req->body_received,
 				server->config.max_body);
 		else
 			server->config.handler(req, server->config.userdata);

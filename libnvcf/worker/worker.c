@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "bus/bus_internal.h"
+#include "bus/chunks.h"
 #include "core/internal.h"
 #include "http/http.h"
 #include "nvcf.pb-c.h"
@@ -22,7 +23,8 @@
 /* A fetch that finds nothing returns after this long to re-check stop. */
 #define FETCH_EXPIRY_MS 1000
 #define NAK_DELAY_MS 1000
-#define MAX_RESPONSE_SIZE_BYTES 5242880
+/* NVCF itself limits responses to 5 MiB; chunked results allow more. */
+#define DEFAULT_MAX_RESPONSE_BYTES ((size_t)64 << 20)
 /*
  * A request answered within this long sends no ACCEPTED result. The gateway
  * needs one only when its poll window ends first, so skipping it takes two
@@ -62,6 +64,9 @@ struct nvcf_worker {
 	char stream[128], durable[160], subject[192];
 	int concurrency;
 	int64_t ack_wait_ms, grace_ms;
+	size_t max_response_bytes;
+	size_t inline_limit; /* larger result bodies become chunks */
+	size_t chunk_size;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -91,6 +96,7 @@ typedef struct response {
 	Nvcf__Header **headers;
 	size_t n_headers;
 	size_t cap_headers;
+	size_t max_body; /* a larger body aborts the call with too_large */
 	bool too_large;
 } response;
 
@@ -192,7 +198,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 	response *r = userdata;
 	size_t len = size * n;
 
-	if (r->body.len + len > MAX_RESPONSE_SIZE_BYTES) {
+	if (r->body.len + len > r->max_body) {
 		r->too_large = true;
 		return 0;
 	}
@@ -251,18 +257,25 @@ static void kebab(const char *text, char *out, size_t size)
 	out[n] = '\0';
 }
 
-/* Builds the RFC 7807 body that replaces a function's error response. */
-static char *problem_body(int status, const char *body, size_t len)
+/*
+ * Builds the RFC 7807 body that replaces a function's error response.
+ * The detail is @p detail when not NULL, else the "error" string of the
+ * function's JSON body, else "Inference error".
+ */
+static char *problem_body(int status, const char *body, size_t len,
+			  const char *detail)
 {
 	const char *reason = nvcf__http_reason((unsigned int)status);
 	char kind[96], *type, *out = NULL;
-	const char *detail = "Inference error";
 	cJSON *parsed = cJSON_ParseWithLength(body, len);
 	cJSON *err = cJSON_GetObjectItemCaseSensitive(parsed, "error");
 	cJSON *obj = cJSON_CreateObject();
 
-	if (cJSON_IsString(err) && err->valuestring[0] != '\0')
+	if (detail == NULL && cJSON_IsString(err) &&
+	    err->valuestring[0] != '\0')
 		detail = err->valuestring;
+	if (detail == NULL)
+		detail = "Inference error";
 	kebab(reason, kind, sizeof(kind));
 	type = nvcf__asprintf("%s%s", PROBLEM_URN, kind);
 	if (obj != NULL && type != NULL &&
@@ -367,7 +380,7 @@ static struct curl_slist *request_headers(nvcf_worker *w,
 	h = add_header(h, ok, "NVCF-INSTANCETYPE", w->instance_type);
 	h = add_header(h, ok, "NVCF-BACKEND", w->backend);
 	h = add_header(h, ok, "NVCF-REGION", w->region);
-	snprintf(num, sizeof(num), "%d", MAX_RESPONSE_SIZE_BYTES);
+	snprintf(num, sizeof(num), "%zu", w->max_response_bytes);
 	h = add_header(h, ok, "NVCF-MAX-RESPONSE-SIZE-BYTES", num);
 	if (req->poll_deadline_us > 0) {
 		int64_t left = req->poll_deadline_us - nvcf__now_us();
@@ -570,23 +583,62 @@ static void stat_add(nvcf_worker *w, uint64_t *counter)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/*
+ * Stores a result body over the inline limit as chunks on
+ * res.{requestId}.c.{n} in NVCF_RESULTS and leaves in @p res the size,
+ * chunk count and digest (in @p digest) in place of the body.
+ */
+static nvcf_status store_result_chunks(nvcf_worker *w,
+				       const Nvcf__InvokeRequest *req,
+				       Nvcf__InvokeResult *res,
+				       uint8_t digest[NVCF__SHA256_LEN])
+{
+	char prefix[192];
+	uint32_t count = 0;
+	nvcf_status st;
+
+	snprintf(prefix, sizeof(prefix), "res.%s.c", req->request_id);
+	st = nvcf__body_digest(res->body.data, res->body.len, digest);
+	if (st == NVCF_OK)
+		st = nvcf__chunks_store(w->js, NVCF_STREAM_RESULTS, prefix,
+					res->body.data, res->body.len,
+					w->chunk_size, &count);
+	if (st != NVCF_OK)
+		return st;
+	nvcf_log_debug(SUB, "request %s: stored a result body of %zu bytes "
+		       "in %u chunks", req->request_id, res->body.len,
+		       (unsigned int)count);
+	res->body_size = res->body.len;
+	res->body_chunks = count;
+	res->body_sha256.data = digest;
+	res->body_sha256.len = NVCF__SHA256_LEN;
+	res->body.data = NULL;
+	res->body.len = 0;
+	return NVCF_OK;
+}
+
 static nvcf_status publish_final(nvcf_worker *w,
 				 const Nvcf__InvokeRequest *req,
 				 Nvcf__InvokeResult *res)
 {
+	uint8_t digest[NVCF__SHA256_LEN];
 	char subject[192];
 	uint8_t *buf;
 	size_t len;
 	nvcf_status st;
 
+	/* The chunks are stored before the envelope that points to them. */
+	if (res->body.len > w->inline_limit &&
+	    (st = store_result_chunks(w, req, res, digest)) != NVCF_OK)
+		return st;
 	buf = result_pack(res, &len);
 	if (buf == NULL)
 		return nvcf__error_oom();
 
 	/*
-	 * NOTE: results travel inline, not chunked. A result larger than the
-	 * NATS server carries becomes a 502 naming the limit, because handing
-	 * the request back would call the function again with the same outcome.
+	 * Only a result with huge headers gets here: it becomes a 502 naming
+	 * the limit, because handing the request back would call the
+	 * function again with the same outcome.
 	 */
 	if ((int64_t)len > natsConnection_GetMaxPayload(w->conn)) {
 		char detail[256];
@@ -607,6 +659,10 @@ static nvcf_status publish_final(nvcf_worker *w,
 		res->headers = NULL;
 		res->body.data = (uint8_t *)detail;
 		res->body.len = strlen(detail);
+		res->body_size = 0;
+		res->body_chunks = 0;
+		res->body_sha256.data = NULL;
+		res->body_sha256.len = 0;
 		res->error = "response exceeds the NATS max_payload";
 		buf = result_pack(res, &len);
 		if (buf == NULL)
@@ -621,11 +677,105 @@ static nvcf_status publish_final(nvcf_worker *w,
 	return st;
 }
 
+/* Purges the body chunks of @p req, if it has any; logs a failure. */
+static void drop_request_chunks(nvcf_worker *w,
+				const Nvcf__InvokeRequest *req)
+{
+	char prefix[192];
+
+	if (req->body_chunks == 0)
+		return;
+	snprintf(prefix, sizeof(prefix), "body.%s", req->request_id);
+	nvcf__chunks_purge(w->js, NVCF__STREAM_BODIES, prefix);
+}
+
+/*
+ * Reads the chunks of a request body stored by the gateway and checks
+ * size and digest. *out gets the body (malloc). NVCF_ENOTFOUND names the
+ * missing chunk; NVCF_EPROTO and NVCF_EINVAL a corrupt body or envelope.
+ */
+static nvcf_status fetch_request_body(nvcf_worker *w,
+				      const Nvcf__InvokeRequest *req,
+				      uint8_t **out)
+{
+	char prefix[192], what[192];
+	natsMsg **msgs = NULL;
+	nvcf_status st;
+
+	*out = NULL;
+	snprintf(prefix, sizeof(prefix), "body.%s", req->request_id);
+	snprintf(what, sizeof(what), "body of request %s", req->request_id);
+	st = nvcf__chunk_envelope_check(req->body_size, req->body_chunks,
+					req->body_sha256.len, SIZE_MAX - 1,
+					what);
+	if (st != NVCF_OK)
+		return st;
+	st = nvcf__chunks_fetch(w->js, NVCF__STREAM_BODIES, prefix,
+				req->body_chunks, req->body_size,
+				req->body_sha256.data, req->body_sha256.len,
+				what, &msgs);
+	if (st != NVCF_OK)
+		return st;
+	st = nvcf__chunks_join(msgs, req->body_chunks, req->body_size, out);
+	nvcf__chunks_free(msgs, req->body_chunks);
+	return st;
+}
+
+/*
+ * Responds to a request whose body chunks are missing (502) or corrupt
+ * (500) with a FINAL result that names the request and the chunk, then
+ * acknowledges it and purges what is left of its body.
+ */
+static void answer_body_error(slot *s, natsMsg *msg,
+			      const Nvcf__InvokeRequest *req, nvcf_status st)
+{
+	nvcf_worker *w = s->w;
+	int status = st == NVCF_ENOTFOUND ? 502 : 500;
+	Nvcf__Header content_type = NVCF__HEADER__INIT;
+	Nvcf__Header *headers[1] = {&content_type};
+	Nvcf__InvokeResult res;
+	char detail[512];
+	jsErrCode jerr = 0;
+	char *problem;
+
+	snprintf(detail, sizeof(detail), "%s", nvcf_error_last()->message);
+	nvcf_log_warn(SUB, "%s; responding %d", detail, status);
+	problem = problem_body(status, NULL, 0, detail);
+	result_init(w, &res, req, NVCF__RESULT_KIND__RESULT_KIND_FINAL);
+	res.status_code = status;
+	res.error = detail;
+	content_type.name = "Content-Type";
+	content_type.value = "application/problem+json";
+	res.headers = headers;
+	res.n_headers = 1;
+	if (problem != NULL) {
+		res.body.data = (uint8_t *)problem;
+		res.body.len = strlen(problem);
+	}
+	if (publish_final(w, req, &res) != NVCF_OK) {
+		nvcf_log_error(SUB, "storing the result of request %s failed: "
+			       "%s; handing it back", req->request_id,
+			       nvcf_error_last()->message);
+		release(s);
+		natsMsg_NakWithDelay(msg, NAK_DELAY_MS, NULL);
+		stat_add(w, &w->stats.failed);
+		free(problem);
+		return;
+	}
+	release(s);
+	natsMsg_AckSync(msg, NULL, &jerr);
+	drop_request_chunks(w, req);
+	stat_add(w, &w->stats.failed);
+	free(problem);
+}
+
 static void handle(slot *s, natsMsg *msg)
 {
 	nvcf_worker *w = s->w;
 	Nvcf__InvokeRequest *req;
 	Nvcf__InvokeResult res;
+	ProtobufCBinaryData sent_body = {0, NULL};
+	uint8_t *body = NULL;
 	response r = {0};
 	jsErrCode jerr = 0;
 	char *problem = NULL;
@@ -651,13 +801,38 @@ static void handle(slot *s, natsMsg *msg)
 		nvcf_log_info(SUB, "request %s already has a final result; "
 			      "acknowledging the redelivery", req->request_id);
 		natsMsg_AckSync(msg, NULL, &jerr);
+		drop_request_chunks(w, req);
 		stat_add(w, &w->stats.duplicates);
 		nvcf__invoke_request__free_unpacked(req, NULL);
 		return;
 	}
+	r.max_body = w->max_response_bytes;
+
 	result_init(w, &res, req, NVCF__RESULT_KIND__RESULT_KIND_ACCEPTED);
 	buf = result_pack(&res, &len);
 	hold(s, msg, req, buf, len);
+
+	if (req->body_chunks > 0) {
+		st = fetch_request_body(w, req, &body);
+		if (st != NVCF_OK && st != NVCF_ENOTFOUND &&
+		    st != NVCF_EPROTO && st != NVCF_EINVAL) {
+			nvcf_log_warn(SUB, "%s; handing request %s back in "
+				      "%d ms", nvcf_error_last()->message,
+				      req->request_id, NAK_DELAY_MS);
+			release(s);
+			natsMsg_NakWithDelay(msg, NAK_DELAY_MS, NULL);
+			stat_add(w, &w->stats.failed);
+			goto out;
+		}
+		if (st != NVCF_OK) {
+			answer_body_error(s, msg, req, st);
+			goto out;
+		}
+		/* Restored before the request is freed: body is ours. */
+		sent_body = req->body;
+		req->body.data = body;
+		req->body.len = (size_t)req->body_size;
+	}
 
 	rc = call_function(s, req, &r, &status);
 	if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&s->cancel)) {
@@ -665,6 +840,7 @@ static void handle(slot *s, natsMsg *msg)
 			      "without a result", req->request_id);
 		release(s);
 		natsMsg_AckSync(msg, NULL, &jerr);
+		drop_request_chunks(w, req);
 		stat_add(w, &w->stats.canceled);
 		goto out;
 	}
@@ -697,13 +873,24 @@ static void handle(slot *s, natsMsg *msg)
 			      curl_easy_strerror(rc));
 		status = 502;
 		response_free(&r);
-		problem = problem_body(502, NULL, 0);
+		if (too_large) {
+			char detail[160];
+
+			snprintf(detail, sizeof(detail),
+				 "response exceeds the limit of %zu bytes "
+				 "(NVCF-MAX-RESPONSE-SIZE-BYTES)",
+				 w->max_response_bytes);
+			problem = problem_body(502, NULL, 0, detail);
+		} else {
+			problem = problem_body(502, NULL, 0, NULL);
+		}
 		res.error = too_large ? "response exceeds "
 					"NVCF-MAX-RESPONSE-SIZE-BYTES" :
 					(char *)curl_easy_strerror(rc);
 		replace_content_type(&r, "application/problem+json");
 	} else if (status >= 400) {
-		problem = problem_body((int)status, r.body.data, r.body.len);
+		problem = problem_body((int)status, r.body.data, r.body.len,
+				       NULL);
 		replace_content_type(&r, "application/problem+json");
 	}
 	res.status_code = (int32_t)status;
@@ -735,10 +922,15 @@ static void handle(slot *s, natsMsg *msg)
 		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
 			      "redelivery will find its stored result",
 			      req->request_id);
+	drop_request_chunks(w, req);
 	stat_add(w, &w->stats.completed);
 out:
 	free(problem);
 	response_free(&r);
+	if (body != NULL) {
+		req->body = sent_body;
+		free(body);
+	}
 	nvcf__invoke_request__free_unpacked(req, NULL);
 }
 
@@ -882,7 +1074,8 @@ static void on_cancel(natsConnection *nc, natsSubscription *sub,
 
 static nvcf_status check_options(const nvcf_worker_options *o)
 {
-	if (o == NULL || o->version != NVCF_WORKER_OPTIONS_VERSION)
+	if (o == NULL || o->version == 0 ||
+	    o->version > NVCF_WORKER_OPTIONS_VERSION)
 		return nvcf__error_set(NVCF_EINVAL,
 				       "invalid worker options version %u: "
 				       "use NVCF_WORKER_OPTIONS_INIT",
@@ -968,6 +1161,18 @@ nvcf_status nvcf_worker_new(nvcf_worker **out, const nvcf_worker_options *opts)
 	queue_region = nvcf_bus_region(opts->bus);
 	w->concurrency = opts->concurrency ? opts->concurrency : 1;
 	w->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : 8000;
+	w->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
+	w->chunk_size = nvcf__chunk_size(natsConnection_GetMaxPayload(w->conn));
+	w->inline_limit = nvcf__inline_limit(
+		0, natsConnection_GetMaxPayload(w->conn));
+	/* A version 1 struct ends at grace_ms. */
+	if (opts->version >= 2) {
+		if (opts->max_response_bytes > 0)
+			w->max_response_bytes = opts->max_response_bytes;
+		w->inline_limit = nvcf__inline_limit(
+			opts->inline_body_bytes,
+			natsConnection_GetMaxPayload(w->conn));
+	}
 	w->stats.version = NVCF_WORKER_STATS_VERSION;
 	w->slots = calloc((size_t)w->concurrency, sizeof(*w->slots));
 	if (w->function_url == NULL || w->region == NULL ||
@@ -1054,9 +1259,11 @@ nvcf_status nvcf_worker_new(nvcf_worker **out, const nvcf_worker_options *opts)
 		pthread_mutex_unlock(&w->lock);
 	}
 	nvcf_log_info(SUB, "instance %s serving version %s from %s with "
-		      "concurrency %d (ack wait %lld ms) -> %s",
+		      "concurrency %d (ack wait %lld ms, responses up to %zu "
+		      "bytes, inline up to %zu) -> %s",
 		      w->instance_id, w->version_id, w->durable,
 		      w->concurrency, (long long)w->ack_wait_ms,
+		      w->max_response_bytes, w->inline_limit,
 		      w->function_url);
 	*out = w;
 	return NVCF_OK;

@@ -135,26 +135,43 @@ def test_invoke_returns_function_response(s, echo):
     assert 'nvcf_gateway_requests_total{code="200"}' in r.body.decode()
 
 
-def test_body_over_max_payload_is_413(s, echo):
-    # nats-server's default max_payload is 1 MiB; the body is just above.
+def test_body_over_max_payload_is_chunked(s, echo):
+    # nats-server's default max_payload is 1 MiB; the body is just above,
+    # so it travels as JetStream chunks and so does the response.
+    body = b"x" * (1024 * 1024 + 1)
     r = http("POST", s.invoke_url + PEXEC + echo["id"], key=s.admin_key,
-             body=b"x" * (1024 * 1024 + 1),
+             body=body,
              headers={"Content-Type": "application/octet-stream"})
-    assert r.status == 413, r
-    assert "max_payload" in r.json()["detail"]
+    assert r.status == 200, r
+    assert r.json()["body"].encode() == body
     r = invoke(s, echo["id"], s.admin_key, body={"after": "large"})
     assert r.status == 200, r
 
 
-def test_result_over_max_payload_is_502(s, echo):
+def test_result_over_max_payload_is_chunked(s, echo):
     # pyecho returns the body JSON-escaped: each "é" becomes six bytes, so
     # a 400 kB request gets a 1.2 MB response, above the 1 MiB max_payload.
+    text = "\u00e9" * 200000
     r = http("POST", s.invoke_url + PEXEC + echo["id"], key=s.admin_key,
-             body=("\u00e9" * 200000).encode(),
+             body=text.encode(),
              headers={"Content-Type": "text/plain; charset=utf-8",
                       "NVCF-POLL-SECONDS": "10"})
+    assert r.status == 200, r
+    assert len(r.body) > 1024 * 1024
+    assert r.json()["body"] == text
+
+
+def test_result_over_max_response_is_502(s, echo):
+    # 11.5 M "é" are a 23 MB request and a 69 MB response, above the
+    # worker's 64 MiB default limit.
+    r = http("POST", s.invoke_url + PEXEC + echo["id"], key=s.admin_key,
+             body=("\u00e9" * 11500000).encode(),
+             headers={"Content-Type": "text/plain; charset=utf-8",
+                      "NVCF-POLL-SECONDS": "30"}, timeout=120)
     assert r.status == 502, r
-    assert "exceeds the limit" in r.json()["detail"]
+    assert r.headers["Content-Type"] == "application/problem+json"
+    detail = r.json()["detail"]
+    assert "exceeds the limit of 67108864 bytes" in detail, detail
 
 
 def test_invoke_pinned_version(s, echo):

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bus/bus_internal.h"
+#include "bus/chunks.h"
 #include "core/internal.h"
 #include "nvcf/nvcf.h"
 
@@ -218,6 +219,133 @@ START_TEST(test_bus_ensure_cluster)
 }
 END_TEST
 
+/* Number of messages of @p stream whose subjects match @p filter. */
+static uint64_t stream_count(const char *stream, const char *filter)
+{
+	jsStreamInfo *si = NULL;
+	jsOptions o;
+	uint64_t n = 0;
+
+	jsOptions_Init(&o);
+	o.Stream.Info.SubjectsFilter = filter;
+	ck_assert_int_eq(js_GetStreamInfo(&si, nvcf__bus_js(bus), stream, &o,
+					  NULL),
+			 NATS_OK);
+	for (int i = 0; si->State.Subjects != NULL &&
+			i < si->State.Subjects->Count; i++)
+		n += si->State.Subjects->List[i].Msgs;
+	jsStreamInfo_Destroy(si);
+	return n;
+}
+
+START_TEST(test_chunks_store_fetch_purge)
+{
+	size_t len = 10000;
+	uint8_t *body = malloc(len), *joined = NULL;
+	uint8_t digest[NVCF__SHA256_LEN];
+	natsMsg **msgs = NULL;
+	uint32_t count = 0;
+
+	for (size_t i = 0; i < len; i++)
+		body[i] = (uint8_t)(i * 7);
+	ck_assert_int_eq(nvcf__body_digest(body, len, digest), NVCF_OK);
+	ck_assert_int_eq(nvcf__chunks_store(nvcf__bus_js(bus),
+					    NVCF__STREAM_BODIES,
+					    "body.unit-1", body, len, 4096,
+					    &count),
+			 NVCF_OK);
+	ck_assert_uint_eq(count, 3);
+	ck_assert_uint_eq(stream_count(NVCF__STREAM_BODIES, "body.unit-1.>"),
+			  3);
+
+	ck_assert_int_eq(nvcf__chunks_fetch(nvcf__bus_js(bus),
+					    NVCF__STREAM_BODIES,
+					    "body.unit-1", count, len, digest,
+					    sizeof(digest), "unit body",
+					    &msgs),
+			 NVCF_OK);
+	ck_assert_int_eq(nvcf__chunks_join(msgs, count, len, &joined),
+			 NVCF_OK);
+	ck_assert_mem_eq(joined, body, len);
+	nvcf__chunks_free(msgs, count);
+	free(joined);
+
+	ck_assert_int_eq(nvcf__chunks_purge(nvcf__bus_js(bus),
+					    NVCF__STREAM_BODIES,
+					    "body.unit-1"),
+			 NVCF_OK);
+	ck_assert_uint_eq(stream_count(NVCF__STREAM_BODIES, "body.unit-1.>"),
+			  0);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_chunks_fetch_names_missing_chunk)
+{
+	uint8_t digest[NVCF__SHA256_LEN] = {0};
+	natsMsg **msgs = NULL;
+	uint32_t count = 0;
+
+	ck_assert_int_eq(nvcf__chunks_store(nvcf__bus_js(bus),
+					    NVCF__STREAM_BODIES,
+					    "body.unit-2", "abcdef", 6, 4096,
+					    &count),
+			 NVCF_OK);
+	ck_assert_int_eq(nvcf__chunks_fetch(nvcf__bus_js(bus),
+					    NVCF__STREAM_BODIES,
+					    "body.unit-2", 2, 6, digest,
+					    sizeof(digest), "unit body",
+					    &msgs),
+			 NVCF_ENOTFOUND);
+	ck_assert_ptr_null(msgs);
+	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
+				     "unit body: chunk 2 of 2 "
+				     "(body.unit-2.1 in NVCF_BODIES) not "
+				     "found"));
+	nvcf__chunks_purge(nvcf__bus_js(bus), NVCF__STREAM_BODIES,
+			   "body.unit-2");
+}
+END_TEST
+
+START_TEST(test_chunks_fetch_detects_corruption)
+{
+	uint8_t digest[NVCF__SHA256_LEN];
+	natsMsg **msgs = NULL;
+	uint32_t count = 0;
+
+	ck_assert_int_eq(nvcf__body_digest("abcdef", 6, digest), NVCF_OK);
+	ck_assert_int_eq(nvcf__chunks_store(nvcf__bus_js(bus),
+					    NVCF__STREAM_BODIES,
+					    "body.unit-3", "abcdeX", 6, 4,
+					    &count),
+			 NVCF_OK);
+	ck_assert_uint_eq(count, 2);
+	ck_assert_int_eq(nvcf__chunks_fetch(nvcf__bus_js(bus),
+					    NVCF__STREAM_BODIES,
+					    "body.unit-3", count, 6, digest,
+					    sizeof(digest), "unit body",
+					    &msgs),
+			 NVCF_EPROTO);
+	ck_assert_ptr_null(msgs);
+	nvcf__chunks_purge(nvcf__bus_js(bus), NVCF__STREAM_BODIES,
+			   "body.unit-3");
+}
+END_TEST
+
+START_TEST(test_chunks_store_without_stream)
+{
+	uint32_t count = 7;
+
+	ck_assert_int_eq(nvcf__chunks_store(nvcf__bus_js(bus), "NO_STREAM",
+					    "nostream.unit", "abc", 3, 4096,
+					    &count),
+			 NVCF_ENOTFOUND);
+	ck_assert_uint_eq(count, 0);
+	ck_assert_ptr_nonnull(strstr(nvcf_error_last()->message,
+				     "nostream.unit.0"));
+}
+END_TEST
+
 static Suite *bus_suite(void)
 {
 	Suite *s = suite_create("bus");
@@ -234,6 +362,10 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_bus_kv_roundtrip);
 	tcase_add_test(tc, test_bus_kv_keys_filter);
 	tcase_add_test(tc, test_bus_ensure_cluster);
+	tcase_add_test(tc, test_chunks_store_fetch_purge);
+	tcase_add_test(tc, test_chunks_fetch_names_missing_chunk);
+	tcase_add_test(tc, test_chunks_fetch_detects_corruption);
+	tcase_add_test(tc, test_chunks_store_without_stream);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,6 +5,9 @@ Listens on 127.0.0.1:$PORT (HTTP/1.1, keep-alive). Routes:
   GET  /health           200 "ok"
   ANY  /echo, /echo/...  200 {"body", "headers", "path", "method", "pid"};
        /tlb/...          a JSON body with "sleep": s waits s seconds first
+  ANY  /raw              200 the request body byte for byte, as
+                         application/octet-stream, with header X-Echo-Pid;
+                         header X-Echo-Sleep: s waits s seconds first
   POST /fail             500 {"error": "requested failure"}
   GET  /env              200 the process environment as JSON
   GET  /seen?id=ID       200 {"id", "count"}: how many requests with
@@ -86,6 +89,20 @@ class Handler(BaseHTTPRequestHandler):
 			with _seen_lock:
 				count = _seen.get(request_id, 0)
 			self._send(200, {"id": request_id, "count": count})
+			return
+		if path == "/raw":
+			_note_request_id(self.headers)
+			try:
+				time.sleep(float(self.headers.get("X-Echo-Sleep") or 0))
+			except ValueError:
+				pass
+			self.send_response(200)
+			self.send_header("Content-Type", "application/octet-stream")
+			self.send_header("Content-Length", str(len(body)))
+			self.send_header("X-Echo-Pid", str(os.getpid()))
+			self.end_headers()
+			if self.command != "HEAD":
+				self.wfile.write(body)
 			return
 		if path == "/fail":
 			_note_request_id(self.headers)
