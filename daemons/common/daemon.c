@@ -151,6 +151,20 @@ bool daemon_flag_ms(const char *prog, const char *flag, const char *text,
 	return false;
 }
 
+bool daemon_flag_bytes(const char *prog, const char *flag, const char *text,
+		       size_t *out)
+{
+	long long v;
+
+	if (daemon_parse_num(text, 1, DAEMON_BYTES_MAX, &v)) {
+		*out = (size_t)v;
+		return true;
+	}
+	fprintf(stderr, "%s: invalid %s '%s': use a number of bytes from 1 "
+		"to %lld\n", prog, flag, text, DAEMON_BYTES_MAX);
+	return false;
+}
+
 bool daemon_flag_log_level(const char *prog, const char *text,
 			   nvcf_log_level_t *out)
 {

@@ -9,6 +9,7 @@
 #define NVCF_DAEMON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "http/http.h"
@@ -53,6 +54,16 @@ bool daemon_parse_ms(const char *text, int64_t *out);
  */
 bool daemon_flag_ms(const char *prog, const char *flag, const char *text,
 		    int64_t *out);
+
+/* The largest byte count a flag takes: 4 GiB. */
+#define DAEMON_BYTES_MAX (1LL << 32)
+
+/*
+ * Parses the byte count of @p flag; on failure prints
+ * "PROG: invalid FLAG 'TEXT': use a number of bytes from 1 to 4294967296".
+ */
+bool daemon_flag_bytes(const char *prog, const char *flag, const char *text,
+		       size_t *out);
 
 /*
  * Parses --log-level; on failure prints "PROG: --log-level 'TEXT' is

@@ -11,7 +11,6 @@
 
 #define NAME "nvcf-invocation"
 /* Largest value of the byte-count flags: 4 GiB. */
-#define MAX_BODY_FLAG (1LL << 32)
 
 static void usage(FILE *out)
 {
@@ -93,22 +92,14 @@ int main(int argc, char **argv)
 			opts.region = optarg;
 			break;
 		case 'm':
-			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &n)) {
-				fprintf(stderr, NAME ": --max-body-bytes '%s' "
-					"is not a number from 1 to %lld\n",
-					optarg, MAX_BODY_FLAG);
+			if (!daemon_flag_bytes(NAME, "--max-body-bytes", optarg,
+					       &opts.max_body_bytes))
 				return 2;
-			}
-			opts.max_body_bytes = (size_t)n;
 			break;
 		case 'I':
-			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &n)) {
-				fprintf(stderr, NAME ": --inline-body-bytes "
-					"'%s' is not a number from 1 to %lld\n",
-					optarg, MAX_BODY_FLAG);
+			if (!daemon_flag_bytes(NAME, "--inline-body-bytes",
+					       optarg, &opts.inline_body_bytes))
 				return 2;
-			}
-			opts.inline_body_bytes = (size_t)n;
 			break;
 		case 'L':
 			if (!daemon_flag_log_level(NAME, optarg, &level))

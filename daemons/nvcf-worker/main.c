@@ -15,7 +15,6 @@
 #include "nvcf/worker.h"
 
 /* Largest value of the byte-count flags: 4 GiB. */
-#define MAX_BODY_FLAG (1LL << 32)
 #define NAME "nvcf-worker"
 
 static void usage(FILE *out)
@@ -125,22 +124,14 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'M':
-			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &v)) {
-				fprintf(stderr, NAME ": invalid "
-					"--max-response-bytes '%s': use 1 to "
-					"%lld\n", optarg, MAX_BODY_FLAG);
+			if (!daemon_flag_bytes(NAME, "--max-response-bytes",
+					       optarg, &wopts.max_response_bytes))
 				return 2;
-			}
-			wopts.max_response_bytes = (size_t)v;
 			break;
 		case 'I':
-			if (!daemon_parse_num(optarg, 1, MAX_BODY_FLAG, &v)) {
-				fprintf(stderr, NAME ": invalid "
-					"--inline-body-bytes '%s': use 1 to "
-					"%lld\n", optarg, MAX_BODY_FLAG);
+			if (!daemon_flag_bytes(NAME, "--inline-body-bytes",
+					       optarg, &wopts.inline_body_bytes))
 				return 2;
-			}
-			wopts.inline_body_bytes = (size_t)v;
 			break;
 		case 'l':
 			if (!daemon_log_level_parse(optarg, &level)) {

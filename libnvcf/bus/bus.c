@@ -371,14 +371,38 @@ out:
 	return st;
 }
 
+/*
+ * Creates or updates a limits stream of one subject filter, with the max
+ * age and max bytes of the results, file storage and direct get.
+ */
+static nvcf_status ensure_limits_stream(nvcf_bus *bus, const char *name,
+					const char *subject,
+					jsDiscardPolicy discard)
+{
+	const char *subjects[] = {subject};
+	jsStreamConfig cfg;
+
+	jsStreamConfig_Init(&cfg);
+	cfg.Name = name;
+	cfg.Subjects = subjects;
+	cfg.SubjectsLen = 1;
+	cfg.Retention = js_LimitsPolicy;
+	cfg.Discard = discard;
+	cfg.Storage = js_FileStorage;
+	cfg.MaxAge = bus->opts.results_max_age_ms * NS_PER_MS;
+	cfg.MaxBytes = bus->opts.results_max_bytes;
+	cfg.MaxMsgSize = bus->opts.max_msg_size;
+	cfg.AllowDirect = true;
+	cfg.Replicas = bus->opts.replicas;
+	return ensure_stream(bus, &cfg);
+}
+
 nvcf_status nvcf_bus_ensure_control(nvcf_bus *bus)
 {
 	static const char *buckets[] = {
 		NVCF_BUCKET_FUNCTIONS, NVCF_BUCKET_DEPLOYMENTS,
 		NVCF_BUCKET_CLUSTERS,  NVCF_BUCKET_INSTANCES,
 		NVCF_BUCKET_TASKS,     NVCF_BUCKET_KEYS};
-	const char *results_subjects[] = {"res.>"};
-	const char *bodies_subjects[] = {"body.>"};
 	const char *create_subjects[] = {"Create.NVCA.>"};
 	const char *terminate_subjects[] = {"Terminate.NVCA.>"};
 	jsStreamConfig cfg;
@@ -389,18 +413,9 @@ nvcf_status nvcf_bus_ensure_control(nvcf_bus *bus)
 		return nvcf__error_set(NVCF_EINVAL, "bus is NULL");
 
 	/* Results: any gateway replica serves a poll from this stream. */
-	jsStreamConfig_Init(&cfg);
-	cfg.Name = NVCF_STREAM_RESULTS;
-	cfg.Subjects = results_subjects;
-	cfg.SubjectsLen = 1;
-	cfg.Retention = js_LimitsPolicy;
-	cfg.Storage = js_FileStorage;
-	cfg.MaxAge = bus->opts.results_max_age_ms * NS_PER_MS;
-	cfg.MaxBytes = bus->opts.results_max_bytes;
-	cfg.MaxMsgSize = bus->opts.max_msg_size;
-	cfg.AllowDirect = true;
-	cfg.Replicas = bus->opts.replicas;
-	if ((st = ensure_stream(bus, &cfg)) != NVCF_OK)
+	st = ensure_limits_stream(bus, NVCF_STREAM_RESULTS, "res.>",
+				  js_DiscardOld);
+	if (st != NVCF_OK)
 		return st;
 
 	/*
@@ -409,19 +424,9 @@ nvcf_status nvcf_bus_ensure_control(nvcf_bus *bus)
 	 * stream fail (JetStream 10077), so the gateway responds 429 instead
 	 * of dropping the chunks of requests still queued.
 	 */
-	jsStreamConfig_Init(&cfg);
-	cfg.Name = NVCF__STREAM_BODIES;
-	cfg.Subjects = bodies_subjects;
-	cfg.SubjectsLen = 1;
-	cfg.Retention = js_LimitsPolicy;
-	cfg.Discard = js_DiscardNew;
-	cfg.Storage = js_FileStorage;
-	cfg.MaxAge = bus->opts.results_max_age_ms * NS_PER_MS;
-	cfg.MaxBytes = bus->opts.results_max_bytes;
-	cfg.MaxMsgSize = bus->opts.max_msg_size;
-	cfg.AllowDirect = true;
-	cfg.Replicas = bus->opts.replicas;
-	if ((st = ensure_stream(bus, &cfg)) != NVCF_OK)
+	st = ensure_limits_stream(bus, NVCF__STREAM_BODIES, "body.>",
+				  js_DiscardNew);
+	if (st != NVCF_OK)
 		return st;
 
 	jsStreamConfig_Init(&cfg);

@@ -26,7 +26,7 @@
 /* NVCF itself limits responses to 5 MiB; chunked results allow more. */
 #define DEFAULT_MAX_RESPONSE_BYTES ((size_t)64 << 20)
 /*
- * A request answered within this long sends no ACCEPTED result. The gateway
+ * A request completed within this long sends no ACCEPTED result. The gateway
  * needs one only when its poll window ends first, so skipping it takes two
  * NATS hops and a gateway wake-up off the hot path.
  */
@@ -722,6 +722,38 @@ static nvcf_status fetch_request_body(nvcf_worker *w,
 }
 
 /*
+ * Stores the final result @p res of the request in @p msg, releases slot
+ * @p s, acks the request and purges its body chunks, counting it in
+ * @p counter. A failed store hands the request back instead.
+ */
+static void conclude(slot *s, natsMsg *msg, const Nvcf__InvokeRequest *req,
+		     Nvcf__InvokeResult *res, uint64_t *counter)
+{
+	nvcf_worker *w = s->w;
+
+	if (publish_final(w, req, res) != NVCF_OK) {
+		nvcf_log_error(SUB, "storing the result of request %s failed: "
+			       "%s; handing it back", req->request_id,
+			       nvcf_error_last()->message);
+		release(s);
+		natsMsg_NakWithDelay(msg, NAK_DELAY_MS, NULL);
+		stat_add(w, &w->stats.failed);
+		return;
+	}
+	release(s);
+	/*
+	 * The result is stored, so the ack needs no reply. If the ack is lost,
+	 * the redelivery finds the stored result and is acked without a call.
+	 */
+	if (natsMsg_Ack(msg, NULL) != NATS_OK)
+		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
+			      "redelivery will find its stored result",
+			      req->request_id);
+	drop_request_chunks(w, req);
+	stat_add(w, counter);
+}
+
+/*
  * Responds to a request whose body chunks are missing (502) or corrupt
  * (500) with a FINAL result that names the request and the chunk, then
  * acknowledges it and purges what is left of its body.
@@ -735,7 +767,6 @@ static void answer_body_error(slot *s, natsMsg *msg,
 	Nvcf__Header *headers[1] = {&content_type};
 	Nvcf__InvokeResult res;
 	char detail[512];
-	jsErrCode jerr = 0;
 	char *problem;
 
 	snprintf(detail, sizeof(detail), "%s", nvcf_error_last()->message);
@@ -752,20 +783,7 @@ static void answer_body_error(slot *s, natsMsg *msg,
 		res.body.data = (uint8_t *)problem;
 		res.body.len = strlen(problem);
 	}
-	if (publish_final(w, req, &res) != NVCF_OK) {
-		nvcf_log_error(SUB, "storing the result of request %s failed: "
-			       "%s; handing it back", req->request_id,
-			       nvcf_error_last()->message);
-		release(s);
-		natsMsg_NakWithDelay(msg, NAK_DELAY_MS, NULL);
-		stat_add(w, &w->stats.failed);
-		free(problem);
-		return;
-	}
-	release(s);
-	natsMsg_AckSync(msg, NULL, &jerr);
-	drop_request_chunks(w, req);
-	stat_add(w, &w->stats.failed);
+	conclude(s, msg, req, &res, &w->stats.failed);
 	free(problem);
 }
 
@@ -903,27 +921,7 @@ static void handle(slot *s, natsMsg *msg)
 		res.body.data = (uint8_t *)r.body.data;
 		res.body.len = r.body.len;
 	}
-	st = publish_final(w, req, &res);
-	if (st != NVCF_OK) {
-		nvcf_log_error(SUB, "storing the result of request %s failed: "
-			       "%s; handing it back", req->request_id,
-			       nvcf_error_last()->message);
-		release(s);
-		natsMsg_NakWithDelay(msg, NAK_DELAY_MS, NULL);
-		stat_add(w, &w->stats.failed);
-		goto out;
-	}
-	release(s);
-	/*
-	 * The result is stored, so the ack needs no reply. If the ack is lost,
-	 * the redelivery finds the stored result and is acked without a call.
-	 */
-	if (natsMsg_Ack(msg, NULL) != NATS_OK)
-		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
-			      "redelivery will find its stored result",
-			      req->request_id);
-	drop_request_chunks(w, req);
-	stat_add(w, &w->stats.completed);
+	conclude(s, msg, req, &res, &w->stats.completed);
 out:
 	free(problem);
 	response_free(&r);
