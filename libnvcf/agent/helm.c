@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,36 +55,35 @@ typedef struct child {
 	const char *path;
 	char *const *argv;
 	int out_fd, err_fd;
+	/* Made by the agent: the middle process must not allocate. */
+	posix_spawn_file_actions_t actions;
+	posix_spawnattr_t attr;
 } child;
 
 /*
  * The middle process: a copy of the agent that never calls exec, so it
- * keeps its zero exit signal (exec would turn it into SIGCHLD). It runs
- * the command as its own child with vfork, which takes no locks, and
- * ends with the command's exit code (128 + signal when killed).
+ * keeps its zero exit signal (exec would turn it into SIGCHLD). It starts
+ * the command with posix_spawn, which takes no locks in glibc, and ends
+ * with the command's exit code (128 + signal when killed). It allocates
+ * nothing, because another thread of the agent may have held the malloc
+ * lock when the copy was made.
+ *
+ * It runs on a stack of its own, which AddressSanitizer does not know:
+ * the sanitizer's vfork interceptor and its no-return hook would clear
+ * the shadow of the stack it believes in and can crash. So the function
+ * is not instrumented, and posix_spawn, which glibc runs on a fresh
+ * stack without calling vfork, replaces vfork.
  */
+__attribute__((no_sanitize_address))
 static int middle_main(void *arg)
 {
 	const child *c = arg;
-	sigset_t none;
 	int status = 0;
 	pid_t pid;
 
-	pid = vfork();
-	if (pid == 0) {
-		int null_fd = open("/dev/null", O_RDWR);
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		dup2(null_fd, 0);
-		dup2(c->out_fd >= 0 ? c->out_fd : null_fd, 1);
-		dup2(c->err_fd >= 0 ? c->err_fd : null_fd, 2);
-		execve(c->path, c->argv, environ);
+	if (posix_spawn(&pid, c->path, &c->actions, &c->attr, c->argv,
+			environ) != 0)
 		_exit(127);
-	}
-	if (pid < 0)
-		_exit(126);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			_exit(126);
@@ -100,9 +100,62 @@ static int middle_main(void *arg)
  * child started here. So the command runs under a middle process whose
  * end delivers no signal, so only a wait with __WCLONE reaps it.
  */
+/*
+ * Prepares how the middle process starts the command: an empty signal
+ * mask, SIGPIPE at its default, stdin from /dev/null, and stdout and
+ * stderr to @p c's descriptors or /dev/null.
+ */
+static bool child_prepare(child *c)
+{
+	sigset_t none, pipe_only;
+	bool ok;
+
+	sigemptyset(&none);
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	if (posix_spawnattr_init(&c->attr) != 0)
+		return false;
+	if (posix_spawn_file_actions_init(&c->actions) != 0) {
+		posix_spawnattr_destroy(&c->attr);
+		return false;
+	}
+	ok = posix_spawnattr_setsigmask(&c->attr, &none) == 0 &&
+	     posix_spawnattr_setsigdefault(&c->attr, &pipe_only) == 0 &&
+	     posix_spawnattr_setflags(&c->attr, POSIX_SPAWN_SETSIGMASK |
+				      POSIX_SPAWN_SETSIGDEF) == 0 &&
+	     posix_spawn_file_actions_addopen(&c->actions, 0, "/dev/null",
+					      O_RDWR, 0) == 0;
+	if (ok && c->out_fd >= 0)
+		ok = posix_spawn_file_actions_adddup2(&c->actions, c->out_fd,
+						      1) == 0;
+	else if (ok)
+		ok = posix_spawn_file_actions_addopen(&c->actions, 1,
+						      "/dev/null", O_RDWR,
+						      0) == 0;
+	if (ok && c->err_fd >= 0)
+		ok = posix_spawn_file_actions_adddup2(&c->actions, c->err_fd,
+						      2) == 0;
+	else if (ok)
+		ok = posix_spawn_file_actions_addopen(&c->actions, 2,
+						      "/dev/null", O_RDWR,
+						      0) == 0;
+	if (!ok) {
+		posix_spawn_file_actions_destroy(&c->actions);
+		posix_spawnattr_destroy(&c->attr);
+	}
+	return ok;
+}
+
+static void child_release(child *c)
+{
+	posix_spawn_file_actions_destroy(&c->actions);
+	posix_spawnattr_destroy(&c->attr);
+}
+
 static int run(char *const argv[], nvcf__buf *out, int err_fd)
 {
-	child c = {argv[0], argv, -1, err_fd};
+	child c = {.path = argv[0], .argv = argv, .out_fd = -1,
+		   .err_fd = err_fd};
 	int pipefd[2] = {-1, -1}, status = 0;
 	char *stack = malloc(CHILD_STACK), buf[4096];
 	pid_t pid;
@@ -117,8 +170,17 @@ static int run(char *const argv[], nvcf__buf *out, int err_fd)
 		}
 		c.out_fd = pipefd[1];
 	}
+	if (!child_prepare(&c)) {
+		free(stack);
+		if (pipefd[0] >= 0) {
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
+		return -1;
+	}
 	pid = clone(middle_main, stack + CHILD_STACK, 0, &c);
 	free(stack);
+	child_release(&c);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	if (pid < 0) {
