@@ -1444,7 +1444,7 @@ static refusal icms_create(nvcf_agent *a, icms *r, const nvcf_crd_action *act)
 	if (act->miniservice &&
 	    nvcf__helm_ms_new(a->helm, &in->helm, in->id,
 			      r->obj->metadata.name, sp->launch_specification,
-			      false) != NVCF_OK) {
+			      NULL) != NVCF_OK) {
 		in->state = INST_ERRORED;
 		in->error = nvcf__strdup(nvcf_error_last()->message);
 		release_if_done(a, in);

@@ -60,6 +60,13 @@ typedef struct nvcf__backend {
 	nvcf__backend_spec spec;
 } nvcf__backend;
 
+/*
+ * Mount point of a task's results directory in a task container or a
+ * Helm task pod: NVCT_RESULTS_DIR of the NVCT task container contract.
+ * The progress file is "progress" in it.
+ */
+#define NVCF__TASK_RESULTS_MOUNT "/var/task/results"
+
 /* Largest GPU capacity of one type that the agent accepts. */
 #define NVCF__GPU_CAPACITY_MAX 1024
 

@@ -15,6 +15,7 @@
 
 #include <yaml.h>
 
+#include "agent_internal.h"
 #include "crd/crd_internal.h"
 #include "helm.h"
 
@@ -36,6 +37,9 @@ struct nvcf__helm_ms {
 	nvcf__helm *h;
 	char *name, *icms_name, *chart, *service, *values;
 	bool is_task;
+	/* A task's copy of its nvcf__helm_task. */
+	char **task_env;
+	char *results_dir;
 	nvcf_crd_miniservice *obj;   /* the reconcile thread's */
 	char *stored;                /* JSON last stored */
 	int host_port;
@@ -604,39 +608,228 @@ static nvcf_status publish(cJSON *docs, const char *service, int host_port)
 	return NVCF_OK;
 }
 
+/* ---- a task's env and results directory -------------------------------- */
+
+/*
+ * Returns the list @p name of @p obj, added when missing. A member that
+ * is there but not a list is NVCF_EINVAL naming @p where.
+ */
+static nvcf_status list_of(cJSON *obj, const char *name, const char *where,
+			   cJSON **out)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (v == NULL || cJSON_IsNull(v)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+		v = cJSON_AddArrayToObject(obj, name);
+		if (v == NULL)
+			return nvcf__error_oom();
+	}
+	if (!cJSON_IsArray(v))
+		return nvcf__error_set(NVCF_EINVAL, "%s: %s is not a list: "
+				       "fix the chart's manifest", where,
+				       name);
+	*out = v;
+	return NVCF_OK;
+}
+
+/*
+ * True when @p path is NVCF__TASK_RESULTS_MOUNT or a path below it,
+ * ignoring repeated and trailing slashes.
+ */
+static bool in_results_mount(const char *path)
+{
+	const char *want = NVCF__TASK_RESULTS_MOUNT;
+
+	while (*want != '\0') {
+		if (*want == '/') {
+			if (*path != '/')
+				return false;
+			while (*path == '/')
+				path++;
+			want++;
+			continue;
+		}
+		if (*path++ != *want++)
+			return false;
+	}
+	return *path == '\0' || *path == '/';
+}
+
+/* Replaces the env entries named like @p entry (NAME=VALUE) with it. */
+static nvcf_status set_env(cJSON *env, const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	size_t len = eq ? (size_t)(eq - entry) : 0;
+	cJSON *item = env->child, *next, *added;
+	char *name;
+
+	if (len == 0)
+		return NVCF_OK;
+	while (item != NULL) {
+		const char *have = str_of(item, "name");
+
+		next = item->next;
+		if (have != NULL && strlen(have) == len &&
+		    strncmp(have, entry, len) == 0)
+			cJSON_Delete(cJSON_DetachItemViaPointer(env, item));
+		item = next;
+	}
+	name = nvcf__strndup(entry, len);
+	added = cJSON_CreateObject();
+	if (name == NULL || added == NULL ||
+	    !cJSON_AddStringToObject(added, "name", name) ||
+	    !cJSON_AddStringToObject(added, "value", eq + 1) ||
+	    !cJSON_AddItemToArray(env, added)) {
+		free(name);
+		cJSON_Delete(added);
+		return nvcf__error_oom();
+	}
+	free(name);
+	return NVCF_OK;
+}
+
+/* Gives container @p c of @p workload the task's env and mount. */
+static nvcf_status task_container(cJSON *c, const char *workload,
+				  const nvcf__helm_task *task)
+{
+	const char *name = str_of(c, "name") ? str_of(c, "name") : "?";
+	cJSON *mounts, *env, *m;
+	char where[600];
+	nvcf_status st;
+
+	if (!cJSON_IsObject(c))
+		return nvcf__error_set(NVCF_EINVAL, "%s: a container is not "
+				       "an object: fix the chart's manifest",
+				       workload);
+	snprintf(where, sizeof(where), "%s, container '%s'", workload, name);
+	if ((st = list_of(c, "volumeMounts", where, &mounts)) != NVCF_OK ||
+	    (st = list_of(c, "env", where, &env)) != NVCF_OK)
+		return st;
+	cJSON_ArrayForEach(m, mounts) {
+		const char *path = str_of(m, "mountPath");
+
+		if (path != NULL && in_results_mount(path))
+			return nvcf__error_set(NVCF_EINVAL, "%s mounts volume "
+				"'%s' at %s, where nvca mounts the task's "
+				"results directory (%s): remove that mount "
+				"from the chart", where,
+				str_of(m, "name") ? str_of(m, "name") : "?",
+				path, NVCF__TASK_RESULTS_MOUNT);
+	}
+	for (char *const *e = task->env; e != NULL && *e != NULL; e++)
+		if ((st = set_env(env, *e)) != NVCF_OK)
+			return st;
+	m = cJSON_CreateObject();
+	if (m == NULL ||
+	    !cJSON_AddStringToObject(m, "name", NVCF__HELM_RESULTS_VOLUME) ||
+	    !cJSON_AddStringToObject(m, "mountPath",
+				     NVCF__TASK_RESULTS_MOUNT) ||
+	    !cJSON_AddItemToArray(mounts, m)) {
+		cJSON_Delete(m);
+		return nvcf__error_oom();
+	}
+	return NVCF_OK;
+}
+
+/*
+ * Gives every container of pod spec @p spec the task's env entries and a
+ * hostPath volume of its results directory.
+ *
+ * NOTE: the directory is created 0755 by the agent's user, as for
+ * container tasks, so a container that runs as another user (for
+ * example with securityContext.runAsUser) cannot write its results.
+ */
+static nvcf_status task_pod(cJSON *spec, const char *workload,
+			    const nvcf__helm_task *task)
+{
+	static const char *const lists[] = {"initContainers", "containers"};
+	cJSON *volumes, *v, *host;
+	nvcf_status st;
+
+	if ((st = list_of(spec, "volumes", workload, &volumes)) != NVCF_OK)
+		return st;
+	cJSON_ArrayForEach(v, volumes) {
+		const char *name = str_of(v, "name");
+
+		if (name != NULL && strcmp(name, NVCF__HELM_RESULTS_VOLUME) == 0)
+			return nvcf__error_set(NVCF_EINVAL, "%s has a volume "
+				"named '%s', the name nvca gives the task's "
+				"results directory: rename that volume",
+				workload, name);
+	}
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		cJSON *list = cJSON_GetObjectItemCaseSensitive(spec, lists[i]);
+		cJSON *c;
+
+		if (list == NULL || cJSON_IsNull(list))
+			continue;
+		if (!cJSON_IsArray(list))
+			return nvcf__error_set(NVCF_EINVAL, "%s: %s is not a "
+					       "list: fix the chart's "
+					       "manifest", workload, lists[i]);
+		cJSON_ArrayForEach(c, list)
+			if ((st = task_container(c, workload, task)) !=
+			    NVCF_OK)
+				return st;
+	}
+	v = cJSON_CreateObject();
+	host = v ? cJSON_AddObjectToObject(v, "hostPath") : NULL;
+	if (host == NULL ||
+	    !cJSON_AddStringToObject(v, "name", NVCF__HELM_RESULTS_VOLUME) ||
+	    !cJSON_AddStringToObject(host, "path", task->results_dir) ||
+	    !cJSON_AddStringToObject(host, "type", "Directory") ||
+	    !cJSON_AddItemToArray(volumes, v)) {
+		cJSON_Delete(v);
+		return nvcf__error_oom();
+	}
+	return NVCF_OK;
+}
+
 nvcf_status nvcf__helm_prepare(cJSON *docs, const char *ms_name,
 			       const char *cluster_id, const char *service,
-			       int host_port)
+			       int host_port, const nvcf__helm_task *task)
 {
 	size_t pods = 0;
 	cJSON *doc;
 	nvcf_status st;
 
-	if (!cJSON_IsArray(docs) || ms_name == NULL || cluster_id == NULL)
+	if (!cJSON_IsArray(docs) || ms_name == NULL || cluster_id == NULL ||
+	    (task != NULL && task->results_dir == NULL))
 		return nvcf__error_set(NVCF_EINVAL, "helm prepare: NULL "
 				       "argument");
 	/* The Service is found before names change. */
 	if (service != NULL && (st = publish(docs, service, host_port)))
 		return st;
 	cJSON_ArrayForEach(doc, docs) {
-		cJSON *meta = NULL, *labels, *top;
+		cJSON *meta = NULL, *labels, *top, *spec;
 		const char *name;
 		char *full;
 
-		if (pod_spec(doc, &meta) == NULL || meta == NULL)
+		spec = pod_spec(doc, &meta);
+		if (spec == NULL || meta == NULL)
 			continue;
 		pods++;
+		top = obj_of(doc, "metadata");
+		name = str_of(top, "name");
+		if (task != NULL) {
+			char workload[300];
+
+			/* Messages name the workload as the chart does. */
+			snprintf(workload, sizeof(workload), "%s '%s'",
+				 str_of(doc, "kind"), name ? name : "");
+			if ((st = task_pod(spec, workload, task)) != NVCF_OK)
+				return st;
+		}
 		labels = obj_of(meta, "labels");
 		set_str(labels, NVCF__HELM_LABEL, ms_name);
 		set_str(labels, NVCF__HELM_CLUSTER_LABEL, cluster_id);
-		top = obj_of(doc, "metadata");
 		if (top != meta) {
 			labels = obj_of(top, "labels");
 			set_str(labels, NVCF__HELM_LABEL, ms_name);
 			set_str(labels, NVCF__HELM_CLUSTER_LABEL, cluster_id);
 		}
 		/* Pod names are global on the host, unlike in a namespace. */
-		name = str_of(top, "name");
 		full = nvcf__asprintf("%s-%s", ms_name, name ? name : "pod");
 		if (full == NULL)
 			return nvcf__error_oom();
@@ -768,16 +961,20 @@ void nvcf__helm_free(nvcf__helm *h)
 
 nvcf_status nvcf__helm_ms_new(nvcf__helm *h, nvcf__helm_ms **out,
 			      const char *name, const char *icms_name,
-			      const char *launch_json, bool is_task)
+			      const char *launch_json,
+			      const nvcf__helm_task *task)
 {
 	cJSON *ls = cJSON_Parse(launch_json ? launch_json : "");
 	cJSON *doc = NULL, *meta, *spec, *cfg, *values;
 	const cJSON *gs;
 	nvcf__helm_ms *ms = NULL;
 	char *text = NULL;
+	bool is_task = task != NULL;
+	size_t n_env = 0;
 	nvcf_status st;
 
-	if (h == NULL || out == NULL || name == NULL || icms_name == NULL) {
+	if (h == NULL || out == NULL || name == NULL || icms_name == NULL ||
+	    (task != NULL && task->results_dir == NULL)) {
 		cJSON_Delete(ls);
 		return nvcf__error_set(NVCF_EINVAL, "helm MiniService: NULL "
 				       "argument");
@@ -817,6 +1014,18 @@ nvcf_status nvcf__helm_ms_new(nvcf__helm *h, nvcf__helm_ms **out,
 	if (!ms->name || !ms->icms_name || !ms->chart ||
 	    (!is_task && !ms->service))
 		goto oom;
+	if (is_task) {
+		while (task->env != NULL && task->env[n_env] != NULL)
+			n_env++;
+		ms->task_env = calloc(n_env + 1, sizeof(char *));
+		ms->results_dir = nvcf__strdup(task->results_dir);
+		if (ms->task_env == NULL || ms->results_dir == NULL)
+			goto oom;
+		for (size_t i = 0; i < n_env; i++)
+			if ((ms->task_env[i] = nvcf__strdup(task->env[i])) ==
+			    NULL)
+				goto oom;
+	}
 
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "apiVersion",
@@ -861,6 +1070,7 @@ static char *install(nvcf__helm_ms *ms)
 {
 	nvcf__helm *h = ms->h;
 	const char *play[] = {"kube", "play", "--replace", ms->manifest, NULL};
+	nvcf__helm_task task = {ms->task_env, ms->results_dir};
 	cJSON *docs = NULL, *doc;
 	nvcf__buf text = {0};
 	char *error = NULL;
@@ -868,7 +1078,7 @@ static char *install(nvcf__helm_ms *ms)
 
 	if (nvcf__helm_render(h, ms->name, ms->chart, ms->values, &docs) ||
 	    nvcf__helm_prepare(docs, ms->name, h->cluster_id, ms->service,
-			       ms->host_port)) {
+			       ms->host_port, ms->is_task ? &task : NULL)) {
 		cJSON_Delete(docs);
 		return nvcf__strdup(nvcf_error_last()->message);
 	}
@@ -1244,6 +1454,11 @@ void nvcf__helm_ms_free(nvcf__helm_ms *ms)
 	free(ms->chart);
 	free(ms->service);
 	free(ms->values);
+	for (size_t i = 0; ms->task_env != NULL && ms->task_env[i] != NULL;
+	     i++)
+		free(ms->task_env[i]);
+	free(ms->task_env);
+	free(ms->results_dir);
 	free(ms->stored);
 	free(ms->reason);
 	free(ms);

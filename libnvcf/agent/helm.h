@@ -30,8 +30,24 @@
 /* Label that names the cluster whose agent started a pod. */
 #define NVCF__HELM_CLUSTER_LABEL "nvcf.nvidia.io/cluster"
 
+/* Volume that mounts a task's results directory in its pods. */
+#define NVCF__HELM_RESULTS_VOLUME "nvct-task-results"
+
 typedef struct nvcf__helm nvcf__helm;
 typedef struct nvcf__helm_ms nvcf__helm_ms;
+
+/*
+ * What a Helm task gives every container of its pods, init containers
+ * included.
+ */
+typedef struct nvcf__helm_task {
+	/* NAME=VALUE entries, NULL-terminated; each replaces the chart's
+	 * env entries of that name, and other names stay as they are. */
+	char *const *env;
+	/* Host directory mounted at NVCF__TASK_RESULTS_MOUNT with a
+	 * hostPath volume named NVCF__HELM_RESULTS_VOLUME; required. */
+	const char *results_dir;
+} nvcf__helm_task;
 
 typedef struct nvcf__helm_options {
 	unsigned int version;      /* NVCF__HELM_OPTIONS_VERSION */
@@ -78,15 +94,19 @@ void nvcf__helm_free(nvcf__helm *h);
  * Creates the MiniService @p name (the instance id) of ICMSRequest
  * @p icms_name from its launch specification: the function or task
  * record with helmChart, helmChartServiceName and, for Helm values,
- * configuration (or gpuSpecification.configuration of a task). Nothing
- * runs until nvcf__helm_ms_up().
+ * configuration (or gpuSpecification.configuration of a task). @p task
+ * is NULL for a function. A task's @p task is copied, and its pods get
+ * the env entries and the results directory (see nvcf__helm_prepare()).
+ * Nothing runs until nvcf__helm_ms_up().
  *
  * @return NVCF_OK; NVCF_EINVAL when the specification has no helmChart,
- *         or a function has no helmChartServiceName; NVCF_ENOMEM
+ *         a function has no helmChartServiceName, or @p task has no
+ *         results_dir; NVCF_ENOMEM
  */
 nvcf_status nvcf__helm_ms_new(nvcf__helm *h, nvcf__helm_ms **out,
 			      const char *name, const char *icms_name,
-			      const char *launch_json, bool is_task);
+			      const char *launch_json,
+			      const nvcf__helm_task *task);
 
 /*
  * Starts the MiniService's reconcile thread and waits until its phase is
@@ -130,13 +150,19 @@ nvcf_status nvcf__helm_render(nvcf__helm *h, const char *release,
  * template) with @p ms_name and @p cluster_id, prefixes workload names
  * with @p ms_name so that they are unique on the host, and, when
  * @p service is not NULL, finds the container port the Service targets
- * and publishes it on 127.0.0.1:@p host_port. Exposed for tests.
+ * and publishes it on 127.0.0.1:@p host_port. When @p task is not NULL,
+ * every container and init container gets the task's env entries and a
+ * mount of its results directory at NVCF__TASK_RESULTS_MOUNT. Exposed for
+ * tests.
  *
- * @return NVCF_OK; NVCF_EINVAL naming the missing Service, port or Pod;
- *         NVCF_ENOMEM
+ * @return NVCF_OK; NVCF_EINVAL naming the missing Service, port or Pod.
+ *         For a task also NVCF_EINVAL naming the pod and container that
+ *         mount a volume at or below NVCF__TASK_RESULTS_MOUNT, the pod
+ *         with a volume named NVCF__HELM_RESULTS_VOLUME, or the env,
+ *         volumeMounts or volumes field that is not a list; NVCF_ENOMEM
  */
 nvcf_status nvcf__helm_prepare(cJSON *docs, const char *ms_name,
 			       const char *cluster_id, const char *service,
-			       int host_port);
+			       int host_port, const nvcf__helm_task *task);
 
 #endif /* NVCF_AGENT_HELM_H */

@@ -38,8 +38,6 @@
 #define INLINE_MAX ((off_t)512 << 10)
 #define TAIL_LINES 10
 #define TAIL_BYTES 4096
-/* Mount point of the results directory inside a task container. */
-#define CTR_RESULTS "/var/nvct/results"
 
 typedef enum ending {
 	END_EXITED,
@@ -291,7 +289,12 @@ static void env_free(envv *e)
 	free(e->v);
 }
 
-/* The variables NVCT gives a task container, plus the GPUs it holds. */
+/*
+ * The variables NVCT gives a task, plus the GPUs it holds: the one list
+ * for processes, containers and the pods of Helm tasks. With @p container
+ * the task runs in its own file system (a container or a pod), so the
+ * paths are those of the results mount, NVCF__TASK_RESULTS_MOUNT.
+ */
 static void build_env(rtask *t, const cJSON *rec, envv *e, bool container)
 {
 	static const char *const inherited[] = {"PATH", "HOME", "LANG"};
@@ -322,8 +325,9 @@ static void build_env(rtask *t, const cJSON *rec, envv *e, bool container)
 	env_set(e, "NVCT_NCA_ID", t->nca_id);
 	env_set(e, "NVCT_INSTANCE_ID", t->instance_id);
 	env_set(e, "NVCT_PROGRESS_FILE_PATH", container ?
-		CTR_RESULTS "/progress" : t->progress);
-	env_set(e, "NVCT_RESULTS_DIR", container ? CTR_RESULTS : t->results);
+		NVCF__TASK_RESULTS_MOUNT "/progress" : t->progress);
+	env_set(e, "NVCT_RESULTS_DIR", container ? NVCF__TASK_RESULTS_MOUNT :
+		t->results);
 	if (jstr(rec, "maxRuntimeDuration") != NULL)
 		env_set(e, "NVCT_MAX_RUN_TIME_DURATION",
 			jstr(rec, "maxRuntimeDuration"));
@@ -812,7 +816,7 @@ static bool start_skipped(rtask *t)
 
 /*
  * Starts the task's container with its results directory bind-mounted at
- * CTR_RESULTS; returns the error that made it impossible.
+ * NVCF__TASK_RESULTS_MOUNT; returns the error that made it impossible.
  */
 static char *start_container(rtask *t, const cJSON *rec, bool *skipped)
 {
@@ -830,7 +834,7 @@ static char *start_container(rtask *t, const cJSON *rec, bool *skipped)
 		return nvcf__asprintf("invalid containerArgs: %s",
 				      nvcf_error_last()->message);
 	build_env(t, rec, &env, true);
-	bind = nvcf__asprintf("%s:%s", t->results, CTR_RESULTS);
+	bind = nvcf__asprintf("%s:%s", t->results, NVCF__TASK_RESULTS_MOUNT);
 	if (env.v == NULL || bind == NULL) {
 		error = nvcf__strdup("out of memory starting the task");
 		goto out;
@@ -863,16 +867,29 @@ out:
 	return error;
 }
 
-/* Starts the task's MiniService; returns why it cannot run. */
-static char *start_helm(rtask *t, bool *skipped)
+/*
+ * Starts the task's MiniService, whose pods get the env of a container
+ * task and its results directory mounted at NVCF__TASK_RESULTS_MOUNT;
+ * returns why it cannot run.
+ */
+static char *start_helm(rtask *t, const cJSON *rec, bool *skipped)
 {
+	nvcf__helm_task task = {NULL, t->results};
+	envv env = {0};
+	nvcf_status st;
 	char *why;
 
 	*skipped = start_skipped(t);
 	if (*skipped)
 		return NULL;
-	if (nvcf__helm_ms_new(t->r->helm, &t->ms, t->instance_id, t->icms_id,
-			      t->record, true) != NVCF_OK)
+	build_env(t, rec, &env, true);
+	if (env.v == NULL)
+		return nvcf__strdup("out of memory starting the task");
+	task.env = env.v;
+	st = nvcf__helm_ms_new(t->r->helm, &t->ms, t->instance_id, t->icms_id,
+			       t->record, &task);
+	env_free(&env);
+	if (st != NVCF_OK)
 		return nvcf__asprintf("cannot run the Helm chart task: %s",
 				      nvcf_error_last()->message);
 	t->started_us = nvcf__mono_us();
@@ -1073,7 +1090,7 @@ static void *task_main(void *arg)
 	if ((error = check_image(r, rec, &path, &kind)) == NULL)
 		error = kind == RUN_CONTAINER ?
 			start_container(t, rec, &skipped) :
-			kind == RUN_HELM ? start_helm(t, &skipped) :
+			kind == RUN_HELM ? start_helm(t, rec, &skipped) :
 			start_process(t, rec, path, &skipped);
 	if (error != NULL) {
 		nvcf_log_warn(SUB, "task %s cannot run: %s", t->id, error);

@@ -41,12 +41,11 @@ nvcf_status nvcf__task_runner_new(nvcf__task_runner **out, nvcf_agent *agent);
  * Lends the runner the agent's container runtime and Helm runtime (either
  * may be NULL), which nvca has with --docker-socket: a task with a
  * container image then runs as a container with its results directory
- * bind-mounted at /var/nvct/results, and a helmChart task as a MiniService
- * with is_task. Without them such tasks are reported ERRORED with the
- * reason. Call it after nvcf__task_runner_new() and before orders are
+ * bind-mounted at NVCF__TASK_RESULTS_MOUNT, and a helmChart task as a task
+ * MiniService whose containers get the same env and the same directory
+ * as a hostPath volume. Without them such tasks are reported ERRORED with
+ * the reason. Call it after nvcf__task_runner_new() and before orders are
  * consumed. Both runtimes must outlive nvcf__task_runner_stop().
- * NOTE: Helm tasks report status only. Their pods get no results
- * directory, so they publish no progress and no results.
  */
 void nvcf__task_runner_use(nvcf__task_runner *r, nvcf__crt *crt,
 			   nvcf__helm *helm);

@@ -7,12 +7,18 @@
  *
  * Prints "phase=PHASE" and, when it failed, "reason=..." on stdout;
  * exits 0 when the phase is Running (functions) or Completed (tasks).
+ * A task's results directory is STATE_DIR/results, and its containers get
+ * NVCT_TASK_ID=tool-task and the NVCT results variables.
  * `helm-tool render CHART_URL` prints the render error or "ok".
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "agent/agent_internal.h"
 
 #include "agent/helm.h"
 
@@ -22,7 +28,13 @@ int main(int argc, char **argv)
 	nvcf__helm *h = NULL;
 	nvcf__helm_ms *ms = NULL;
 	nvcf_crd_options crd = NVCF_CRD_OPTIONS_INIT;
-	char url[512], *launch, *why, *reason = NULL;
+	char *const task_env[] = {
+		"NVCT_TASK_ID=tool-task",
+		"NVCT_RESULTS_DIR=" NVCF__TASK_RESULTS_MOUNT,
+		"NVCT_PROGRESS_FILE_PATH=" NVCF__TASK_RESULTS_MOUNT "/progress",
+		NULL};
+	nvcf__helm_task task_spec = {task_env, NULL};
+	char url[512], results[512], *launch, *why, *reason = NULL;
 	nvcf_crd_phase_t phase;
 	bool task;
 	int rc;
@@ -63,11 +75,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", nvcf_error_last()->message);
 		return 2;
 	}
+	snprintf(results, sizeof(results), "%s/results", argv[2]);
+	if (task && mkdir(results, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "cannot create %s: %s\n", results,
+			strerror(errno));
+		return 2;
+	}
+	task_spec.results_dir = results;
 	launch = nvcf__asprintf("{\"helmChart\":\"%s\",\"helmChartServiceName"
 				"\":\"%s\"}", argv[4],
 				argc > 5 ? argv[5] : "svc");
 	if (nvcf__helm_ms_new(h, &ms, task ? "tool-task-miniservice" :
-			      "tool-fn-miniservice", "tool", launch, task) !=
+			      "tool-fn-miniservice", "tool", launch,
+			      task ? &task_spec : NULL) !=
 	    NVCF_OK) {
 		fprintf(stderr, "%s\n", nvcf_error_last()->message);
 		return 2;

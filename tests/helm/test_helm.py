@@ -1,7 +1,8 @@
 """Helm functions and tasks run as MiniServices on `podman kube play`:
 a two-container chart deployed and invoked through its Service, the
 MiniService record's phases, a chart that needs helm refused, and Helm
-task manifests that run to completion or fail."""
+task manifests that run to completion or fail, or write to the task's
+results directory."""
 
 import os
 import re
@@ -172,3 +173,17 @@ def test_helm_task_failure(engine, tmp_path):
     assert out.returncode == 1, out.stdout + out.stderr
     assert "phase=InstallFailed" in out.stdout
     assert "exited with status 3" in out.stdout
+
+
+def test_helm_task_writes_results_dir(engine, tmp_path):
+    out = run_tool(engine, tmp_path, "task",
+                   "file://" + os.path.join(MANIFESTS, "task-results.yaml"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines()[0] == "phase=Completed"
+    results = tmp_path / "results"
+    assert (results / "out.txt").read_text() == "hello-helm\n"
+    assert '"percentComplete": 100' in (results / "progress").read_text()
+    env = dict(line.split("=", 1) for line in
+               (results / "env.txt").read_text().splitlines() if "=" in line)
+    assert env["NVCT_TASK_ID"] == "tool-task"
+    assert env["NVCT_RESULTS_DIR"] == "/var/task/results"

@@ -248,6 +248,10 @@ HELM_OK = os.path.join(nvcfstack.SOURCE, "tests", "helm", "manifests",
                        "task-ok.yaml")
 HELM_FAIL = os.path.join(nvcfstack.SOURCE, "tests", "helm", "manifests",
                          "task-fail.yaml")
+HELM_RESULTS = os.path.join(nvcfstack.SOURCE, "tests", "helm", "manifests",
+                            "task-results.yaml")
+HELM_RESULTS_TAKEN = os.path.join(nvcfstack.SOURCE, "tests", "helm",
+                                  "manifests", "task-results-taken.yaml")
 needs_podman = pytest.mark.skipif(
     bool(podmanenv.missing_tools()),
     reason="container tasks need %s" % ", ".join(podmanenv.missing_tools()))
@@ -321,8 +325,8 @@ def test_container_task_completes(cstack, engine):
     with open(os.path.join(host_dir, "env.txt")) as f:
         env = dict(line.split("=", 1) for line in f.read().splitlines()
                    if "=" in line)
-    assert env["NVCT_RESULTS_DIR"] == "/var/nvct/results"
-    assert env["NVCT_PROGRESS_FILE_PATH"] == "/var/nvct/results/progress"
+    assert env["NVCT_RESULTS_DIR"] == "/var/task/results"
+    assert env["NVCT_PROGRESS_FILE_PATH"] == "/var/task/results/progress"
     assert env["NVCT_TASK_ID"] == t["id"]
     assert env["MODE"] == "fast"
     assert env["CUDA_VISIBLE_DEVICES"].isdigit()
@@ -393,12 +397,15 @@ def test_container_missing_image(cstack):
     assert "localhost/absent:1" in done["healthInfo"]["error"]
 
 
-def create_helm(stack, manifest):
-    r = http("POST", stack.api_url + TASKS, key=stack.key, json_body={
-        "name": "helm-task", "helmChart": "file://" + manifest,
-        "gpuSpecification": {"gpu": "L40S",
-                             "instanceType": "NCP.GPU.L40S_1x"},
-        "resultHandlingStrategy": "NONE"})
+def create_helm(stack, manifest, upload=False):
+    body = {"name": "helm-task", "helmChart": "file://" + manifest,
+            "gpuSpecification": {"gpu": "L40S",
+                                 "instanceType": "NCP.GPU.L40S_1x"},
+            "resultHandlingStrategy": "NONE"}
+    if upload:
+        body.update(resultHandlingStrategy="UPLOAD",
+                    resultsLocation="acme/team/helm")
+    r = http("POST", stack.api_url + TASKS, key=stack.key, json_body=body)
     assert r.status == 200, r.body
     return r.json()["task"]
 
@@ -429,3 +436,61 @@ def test_helm_task_failure_errored(cstack, engine):
     assert error.endswith("-work-main exited with status 3"), error
     wait_for(lambda: not helm_pods(engine), timeout=30,
              what="the Helm task's pods to be removed")
+
+
+@needs_podman
+def test_helm_task_progress_and_results(cstack, engine):
+    t = create_helm(cstack, HELM_RESULTS, upload=True)
+    done = wait_status(cstack, t["id"], "COMPLETED", timeout=90)
+    assert done["percentComplete"] == 100
+    msgs = messages(cstack, t["id"])
+    progress = [int(m[len("Progress "):-1]) for m in msgs
+                if m.startswith("Progress ")]
+    # Progress 50 stays in the file for 2.5 s, so the 1 s poll reports it.
+    assert 50 in progress, msgs
+    assert progress[-1] == 100, msgs
+    assert "Changing status from 'RUNNING' to 'COMPLETED'" in msgs, msgs
+
+    results = {r["name"]: r for r in listing(cstack, t["id"], "results")}
+    assert sorted(results) == ["env.txt", "helm-run", "out.txt"], results
+    assert results["helm-run"]["metadata"] == {"rows": 2}
+    out = results["out.txt"]["metadata"]
+    assert out["file"] == "out.txt"
+    assert base64.b64decode(out["contentBase64"]) == b"hello-helm\n"
+    assert out["sha256"] == hashlib.sha256(b"hello-helm\n").hexdigest()
+    host_dir = out["location"][len("file://"):].rsplit("/", 1)[0]
+    assert host_dir.endswith("/tasks/%s/results" % t["id"])
+
+    text = base64.b64decode(
+        results["env.txt"]["metadata"]["contentBase64"]).decode()
+    env = dict(line.split("=", 1) for line in text.splitlines()
+               if "=" in line)
+    # nvca's value replaces the one the chart sets for the same name.
+    assert env["NVCT_TASK_ID"] == t["id"]
+    assert env["NVCT_TASK_NAME"] == "helm-task"
+    assert env["NVCT_NCA_ID"] == NCA
+    assert env["NVCT_RESULTS_DIR"] == "/var/task/results"
+    assert env["NVCT_PROGRESS_FILE_PATH"] == "/var/task/results/progress"
+    assert env["NVCT_RESULT_HANDLING_STRATEGY"] == "UPLOAD"
+    assert env["NVCT_INSTANCE_ID"] == done["instances"][0]["instanceId"]
+    assert env["NVCF_INSTANCETYPE"] == "NCP.GPU.L40S_1x"
+    assert env["CUDA_VISIBLE_DEVICES"].isdigit()
+    wait_for(lambda: not helm_pods(engine), timeout=30,
+             what="the Helm task's pods to be removed")
+    wait_for(lambda: gpus_allocated(cstack) == 0, timeout=10,
+             what="the task's GPU to be free again")
+
+
+@needs_podman
+def test_helm_task_results_mount_taken(cstack, engine):
+    t = create_helm(cstack, HELM_RESULTS_TAKEN)
+    done = wait_status(cstack, t["id"], "ERRORED", timeout=90)
+    error = done["healthInfo"]["error"]
+    assert error.startswith("Helm chart task InstallFailed: "), error
+    assert "Pod 'work', container 'main' mounts volume 'scratch' at " \
+        "/var/task/results, where nvca mounts the task's results " \
+        "directory (/var/task/results): remove that mount from the " \
+        "chart" in error, error
+    assert not helm_pods(engine)
+    wait_for(lambda: gpus_allocated(cstack) == 0, timeout=10,
+             what="the task's GPU to be free again")
