@@ -15,6 +15,7 @@ Options (all optional):
   --ignore-term     ignore SIGTERM (only SIGKILL stops it)
   --pid-file PATH   write the process id to PATH first
   --env-file PATH   write the environment as JSON to PATH first
+  --big-result N    also write big.bin, N bytes of big_content(N)
 """
 
 import argparse
@@ -49,6 +50,17 @@ def progress(path, task_id, percent, name=None, metadata=None):
     print("progress %d%%" % percent, flush=True)
 
 
+def big_content(n):
+    """N bytes that depend on their position, so a test can rebuild them."""
+    block = bytes(range(256)) * 4096
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += bytes([i % 251]) + block
+        i += 1
+    return bytes(out[:n])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=5)
@@ -59,6 +71,7 @@ def main():
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--pid-file")
     p.add_argument("--env-file")
+    p.add_argument("--big-result", type=int, default=0)
     a = p.parse_args()
 
     if a.ignore_term:
@@ -89,6 +102,11 @@ def main():
                      "".join("%d\n" % n for n in numbers))
         write_atomic(os.path.join(results, "summary.json"),
                      json.dumps({"taskId": task_id, "steps": steps}))
+    if a.big_result > 0:
+        tmp = os.path.join(results, "big.bin.tmp")
+        with open(tmp, "wb") as f:
+            f.write(big_content(a.big_result))
+        os.replace(tmp, os.path.join(results, "big.bin"))
     if a.exit_code != 0:
         print("failing on request with status %d" % a.exit_code,
               file=sys.stderr, flush=True)

@@ -32,8 +32,10 @@
 #define HASH_MAX ((off_t)64 << 20)
 /*
  * Files up to this size travel inside their result message, base64 in
- * metadata.contentBase64, so GET .../results serves them from JetStream;
- * encoded they stay well under NATS's default max_payload of 1 MiB.
+ * metadata.contentBase64, because encoded they stay well under NATS's
+ * default max_payload of 1 MiB. Larger files up to HASH_MAX are stored as
+ * chunks next to the result. GET .../results/{resultId}/content serves
+ * both from JetStream.
  */
 #define INLINE_MAX ((off_t)512 << 10)
 #define TAIL_LINES 10
@@ -447,7 +449,8 @@ static bool published(const rtask *t, const char *name)
 	return false;
 }
 
-static void publish_result(rtask *t, const char *name, const char *meta)
+static void publish_result(rtask *t, const char *name, const char *meta,
+			   const void *content, size_t content_len)
 {
 	char **v;
 
@@ -459,8 +462,9 @@ static void publish_result(rtask *t, const char *name, const char *meta)
 			      t->id, name);
 		return;
 	}
-	if (nvcf__task_add_result(t->r->bus, t->nca_id, t->id, name, meta,
-				  NULL) != NVCF_OK) {
+	if (nvcf__task_add_result_content(t->r->bus, t->nca_id, t->id, name,
+					  meta, content, content_len,
+					  NULL) != NVCF_OK) {
 		nvcf_log_warn(SUB, "task %s: storing result '%s' failed: %s",
 			      t->id, name, nvcf_error_last()->message);
 		return;
@@ -503,7 +507,7 @@ static int progress_poll(rtask *t, bool upload)
 		char *m = cJSON_IsObject(meta) ?
 			  cJSON_PrintUnformatted(meta) : NULL;
 
-		publish_result(t, name, m);
+		publish_result(t, name, m, NULL, 0);
 		free(m);
 	}
 	cJSON_Delete(doc);
@@ -516,17 +520,25 @@ static int name_cmp(const void *a, const void *b)
 }
 
 /* The result of one file: where it is, its size and its SHA-256. */
-static char *file_metadata(const char *path, const char *name, off_t size)
+/*
+ * Returns the metadata of result file @p path. A file too large to travel
+ * inline but not over HASH_MAX is returned in @p content_out (malloc,
+ * @p len_out bytes) to be stored as chunks; otherwise that is NULL.
+ */
+static char *file_metadata(const char *path, const char *name, off_t size,
+			   char **content_out, size_t *len_out)
 {
 	cJSON *m = cJSON_CreateObject();
 	char hex[65], *loc, *text;
 
 	cJSON_AddStringToObject(m, "file", name);
-	cJSON_AddNumberToObject(m, "sizeBytes", (double)size);
 	if (size <= HASH_MAX) {
 		size_t len = 0;
 		char *data = read_small(path, (size_t)size, &len);
 
+		/* The bytes read, which a file still growing may change. */
+		cJSON_AddNumberToObject(m, "sizeBytes",
+					(double)(data ? (off_t)len : size));
 		if (data != NULL && nvcf__sha256_hex(data, len, hex) == NVCF_OK)
 			cJSON_AddStringToObject(m, "sha256", hex);
 		if (data != NULL && (off_t)len <= INLINE_MAX) {
@@ -540,8 +552,14 @@ static char *file_metadata(const char *path, const char *name, off_t size)
 							b64);
 				free(b64);
 			}
+		} else if (data != NULL) {
+			*content_out = data;
+			*len_out = len;
+			data = NULL;
 		}
 		free(data);
+	} else {
+		cJSON_AddNumberToObject(m, "sizeBytes", (double)size);
 	}
 	loc = nvcf__asprintf("file://%s", path);
 	if (loc != NULL)
@@ -592,9 +610,13 @@ static void upload_results(rtask *t)
 
 		if (path != NULL && stat(path, &sb) == 0 &&
 		    S_ISREG(sb.st_mode) && !published(t, names[i])) {
-			char *meta = file_metadata(path, names[i], sb.st_size);
+			char *content = NULL;
+			size_t len = 0;
+			char *meta = file_metadata(path, names[i], sb.st_size,
+						   &content, &len);
 
-			publish_result(t, names[i], meta);
+			publish_result(t, names[i], meta, content, len);
+			free(content);
 			free(meta);
 		}
 		free(path);

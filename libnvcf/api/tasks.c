@@ -18,12 +18,14 @@
 #include <unistd.h>
 
 #include <nats/nats.h>
+#include <openssl/evp.h>
 
 #include "nvcf/routing.h"
 
 #include "api/api_internal.h"
 #include "api/tasks.h"
 #include "bus/bus_internal.h"
+#include "bus/chunks.h"
 #include "nvcf.pb-c.h"
 
 #define SUB "tasks"
@@ -1139,6 +1141,7 @@ enum {
 	TR_CANCEL,
 	TR_EVENTS,
 	TR_RESULTS,
+	TR_RESULT_CONTENT,
 };
 
 typedef struct tcall {
@@ -1625,7 +1628,8 @@ static void delete_task(tcall *c)
 	}
 	snprintf(subject, sizeof(subject), "nvct.evt.%s", c->tid);
 	purge_subject(c->t->cfg.bus, NVCF_STREAM_TASK_EVENTS, subject);
-	snprintf(subject, sizeof(subject), "nvct.res.%s.*", c->tid);
+	/* The results and the chunks of their content. */
+	snprintf(subject, sizeof(subject), "nvct.res.%s.>", c->tid);
 	purge_subject(c->t->cfg.bus, NVCF_STREAM_TASK_RESULTS, subject);
 	nvcf_log_info(SUB, "task %s deleted", c->tid);
 	c->status = 204;
@@ -1676,6 +1680,154 @@ static void list_stream(tcall *c, const char *stream, const char *filter,
 	reply_json(c, 200, body);
 }
 
+/* Decodes the base64 of @p b64 into a new buffer; false when invalid. */
+static bool base64_decode(const char *b64, uint8_t **out, size_t *len_out)
+{
+	size_t n = strlen(b64), pad = 0;
+	uint8_t *buf;
+	int len;
+
+	if (n % 4 != 0)
+		return false;
+	if (n > 0 && b64[n - 1] == '=')
+		pad++;
+	if (n > 1 && b64[n - 2] == '=')
+		pad++;
+	if ((buf = malloc(n / 4 * 3 + 1)) == NULL)
+		return false;
+	len = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)n);
+	if (len < 0 || (size_t)len < pad) {
+		free(buf);
+		return false;
+	}
+	*out = buf;
+	*len_out = (size_t)len - pad;
+	return true;
+}
+
+static bool hex_digest(const char *hex, uint8_t out[NVCF__SHA256_LEN])
+{
+	if (hex == NULL || strlen(hex) != 2 * NVCF__SHA256_LEN)
+		return false;
+	for (size_t i = 0; i < NVCF__SHA256_LEN; i++) {
+		unsigned int v;
+
+		if (!isxdigit((unsigned char)hex[2 * i]) ||
+		    !isxdigit((unsigned char)hex[2 * i + 1]) ||
+		    sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return false;
+		out[i] = (uint8_t)v;
+	}
+	return true;
+}
+
+/*
+ * Reads the stored content of result @p rid of the caller's task into
+ * @p out. NVCF_ENOTFOUND when the result is unknown or keeps no content,
+ * with the reason in the error.
+ */
+static nvcf_status load_content(tcall *c, const char *rid, uint8_t **out,
+				size_t *len_out)
+{
+	char subject[160], prefix[160], what[128];
+	const cJSON *meta, *b64, *chunks;
+	uint8_t digest[NVCF__SHA256_LEN];
+	natsMsg *m = NULL, **msgs = NULL;
+	jsDirectGetMsgOptions o;
+	nvcf_status st;
+	cJSON *res;
+	natsStatus ns;
+	double size;
+
+	snprintf(subject, sizeof(subject), "nvct.res.%s.%s", c->tid, rid);
+	jsDirectGetMsgOptions_Init(&o);
+	o.LastBySubject = subject;
+	ns = js_DirectGetMsg(&m, nvcf__bus_js(c->t->cfg.bus),
+			     NVCF_STREAM_TASK_RESULTS, NULL, &o);
+	if (ns == NATS_NOT_FOUND)
+		return nvcf__error_set(NVCF_ENOTFOUND, "task %s has no result "
+				       "%s", c->tid, rid);
+	if (ns != NATS_OK)
+		return nvcf__bus_error(ns, 0, "reading result", subject);
+	res = cJSON_ParseWithLength(natsMsg_GetData(m),
+				    (size_t)natsMsg_GetDataLength(m));
+	natsMsg_Destroy(m);
+	meta = cJSON_GetObjectItemCaseSensitive(res, "metadata");
+	b64 = cJSON_GetObjectItemCaseSensitive(meta, "contentBase64");
+	chunks = cJSON_GetObjectItemCaseSensitive(meta, "contentChunks");
+	size = cJSON_GetNumberValue(
+		cJSON_GetObjectItemCaseSensitive(meta, "sizeBytes"));
+	if (cJSON_IsString(b64)) {
+		st = base64_decode(b64->valuestring, out, len_out)
+			     ? NVCF_OK
+			     : nvcf__error_set(NVCF_EPROTO, "result %s has "
+					       "invalid base64 content", rid);
+	} else if (cJSON_IsNumber(chunks) && chunks->valuedouble >= 1 &&
+		   chunks->valuedouble <= UINT32_MAX && size >= 0 &&
+		   hex_digest(jstr(meta, "sha256"), digest)) {
+		snprintf(prefix, sizeof(prefix), "nvct.res.%s.%s", c->tid,
+			 rid);
+		snprintf(what, sizeof(what), "content of result %s", rid);
+		st = nvcf__chunks_fetch(nvcf__bus_js(c->t->cfg.bus),
+					NVCF_STREAM_TASK_RESULTS, prefix,
+					(uint32_t)chunks->valuedouble,
+					(uint64_t)size, digest, sizeof(digest),
+					what, &msgs);
+		if (st == NVCF_OK)
+			st = nvcf__chunks_join(msgs,
+					       (uint32_t)chunks->valuedouble,
+					       (uint64_t)size, out);
+		if (st == NVCF_OK)
+			*len_out = (size_t)size;
+		nvcf__chunks_free(msgs, msgs ? (uint32_t)chunks->valuedouble
+					     : 0);
+	} else {
+		st = nvcf__error_set(NVCF_ENOTFOUND, "result %s keeps no "
+				     "content: its file is at %s on the "
+				     "agent's host",
+				     rid, jstr(meta, "location")
+					     ? jstr(meta, "location")
+					     : "(unknown)");
+	}
+	cJSON_Delete(res);
+	return st;
+}
+
+/* GET .../results/{resultId}/content: the bytes of the result's file. */
+static void result_content(tcall *c, const char *rid)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	char key[160];
+	nvcf_status st;
+	cJSON *rec;
+
+	if (!nvcf__uuid_valid(rid)) {
+		reply_problem(c, 400, "about:blank",
+			      "Invalid resultId '%.64s': must be a UUID", rid);
+		return;
+	}
+	if (!load_or_reply(c, key, &rec))
+		return;
+	cJSON_Delete(rec);
+	st = load_content(c, rid, &data, &len);
+	if (st == NVCF_ENOTFOUND) {
+		reply_problem(c, 404, NULL, "%s", nvcf_error_last()->message);
+		return;
+	}
+	if (st != NVCF_OK) {
+		nvcf_log_warn(SUB, "task %s: %s", c->tid,
+			      nvcf_error_last()->message);
+		reply_bus_error(c, st);
+		return;
+	}
+	c->status = 200;
+	nvcf__http_send(c->req, 200,
+			nvcf__http_response("application/octet-stream", data,
+					    len));
+	free(data);
+}
+
 int nvcf__tasks_match(char *const *segs, int nsegs)
 {
 	if (nsegs < 3 || strcmp(segs[0], "v1") != 0 ||
@@ -1691,6 +1843,9 @@ int nvcf__tasks_match(char *const *segs, int nsegs)
 		return TR_EVENTS;
 	if (nsegs == 5 && strcmp(segs[4], "results") == 0)
 		return TR_RESULTS;
+	if (nsegs == 7 && strcmp(segs[4], "results") == 0 &&
+	    strcmp(segs[6], "content") == 0)
+		return TR_RESULT_CONTENT;
 	return TR_NONE;
 }
 
@@ -1725,6 +1880,7 @@ uint32_t nvcf__tasks_scope(int route, const char *method)
 	case TR_EVENTS:
 		return NVCF_SCOPE_LIST_EVENTS;
 	case TR_RESULTS:
+	case TR_RESULT_CONTENT:
 		return NVCF_SCOPE_LIST_RESULTS;
 	default:
 		return 0;
@@ -1772,6 +1928,9 @@ unsigned int nvcf__tasks_dispatch(nvcf__tasks *t, nvcf__http_req *req,
 	case TR_RESULTS:
 		snprintf(filter, sizeof(filter), "nvct.res.%s.*", c.tid);
 		list_stream(&c, NVCF_STREAM_TASK_RESULTS, filter, "results");
+		break;
+	case TR_RESULT_CONTENT:
+		result_content(&c, segs[5]);
 		break;
 	default:
 		reply_problem(&c, 404, NULL, "No endpoint %s %s",
@@ -2001,6 +2160,40 @@ nvcf_status nvcf__task_add_result(nvcf_bus *bus, const char *nca_id,
 				  const char *metadata_json,
 				  char result_id_out[NVCF_UUID_LEN + 1])
 {
+	return nvcf__task_add_result_content(bus, nca_id, task_id, name,
+					     metadata_json, NULL, 0,
+					     result_id_out);
+}
+
+/*
+ * Stores @p len bytes of @p content as chunks on "{prefix}.{n}" of the
+ * results stream and records their count in @p meta.
+ */
+static nvcf_status store_content(nvcf_bus *bus, const char *prefix,
+				 const void *content, size_t len,
+				 cJSON *meta)
+{
+	natsConnection *nc = nvcf__bus_conn(bus);
+	uint32_t count = 0;
+	nvcf_status st;
+
+	if ((st = ensure_streams(bus)) != NVCF_OK)
+		return st;
+	st = nvcf__chunks_store(nvcf__bus_js(bus), NVCF_STREAM_TASK_RESULTS,
+				prefix, content, len,
+				nvcf__chunk_size(natsConnection_GetMaxPayload(
+					nc)),
+				&count);
+	if (st == NVCF_OK)
+		cJSON_AddNumberToObject(meta, "contentChunks", count);
+	return st;
+}
+
+nvcf_status nvcf__task_add_result_content(
+	nvcf_bus *bus, const char *nca_id, const char *task_id,
+	const char *name, const char *metadata_json, const void *content,
+	size_t content_len, char result_id_out[NVCF_UUID_LEN + 1])
+{
 	char subject[128], id[NVCF_UUID_LEN + 1], stamp[32];
 	cJSON *r, *meta = NULL;
 	nvcf_status st;
@@ -2024,22 +2217,31 @@ nvcf_status nvcf__task_add_result(nvcf_bus *bus, const char *nca_id,
 				       "object",
 				       name);
 	}
-	if ((r = cJSON_CreateObject()) == NULL) {
+	if ((meta == NULL && (meta = cJSON_CreateObject()) == NULL) ||
+	    (r = cJSON_CreateObject()) == NULL) {
 		cJSON_Delete(meta);
 		return nvcf__error_oom();
 	}
 	nvcf__uuid_new(id);
 	now_iso(stamp);
+	snprintf(subject, sizeof(subject), "nvct.res.%s.%s", task_id, id);
+	if (content != NULL && content_len > 0 &&
+	    (st = store_content(bus, subject, content, content_len, meta))) {
+		cJSON_Delete(meta);
+		cJSON_Delete(r);
+		return st;
+	}
 	cJSON_AddStringToObject(r, "resultId", id);
 	cJSON_AddStringToObject(r, "taskId", task_id);
 	cJSON_AddStringToObject(r, "ncaId", nca_id);
 	cJSON_AddStringToObject(r, "name", name);
-	cJSON_AddItemToObject(r, "metadata",
-			      meta ? meta : cJSON_CreateObject());
+	cJSON_AddItemToObject(r, "metadata", meta);
 	cJSON_AddStringToObject(r, "createdAt", stamp);
-	snprintf(subject, sizeof(subject), "nvct.res.%s.%s", task_id, id);
 	st = publish_json(bus, subject, r);
 	cJSON_Delete(r);
+	if (st != NVCF_OK && content != NULL && content_len > 0)
+		nvcf__chunks_purge(nvcf__bus_js(bus), NVCF_STREAM_TASK_RESULTS,
+				   subject);
 	if (st == NVCF_OK && result_id_out)
 		memcpy(result_id_out, id, sizeof(id));
 	return st;

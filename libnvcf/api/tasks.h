@@ -110,4 +110,16 @@ nvcf_status nvcf__task_add_result(nvcf_bus *bus, const char *nca_id,
 				  const char *metadata_json,
 				  char result_id_out[NVCF_UUID_LEN + 1]);
 
+/*
+ * Like nvcf__task_add_result(), and stores @p content_len bytes of
+ * @p content as chunks on nvct.res.{taskId}.{resultId}.{n} first, with
+ * their count in metadata.contentChunks. The metadata must hold the
+ * content's sizeBytes and hex sha256, which GET
+ * .../results/{resultId}/content checks.
+ */
+nvcf_status nvcf__task_add_result_content(
+	nvcf_bus *bus, const char *nca_id, const char *task_id,
+	const char *name, const char *metadata_json, const void *content,
+	size_t content_len, char result_id_out[NVCF_UUID_LEN + 1]);
+
 #endif /* NVCF_API_TASKS_H */

@@ -164,6 +164,74 @@ def test_task_completes_with_progress_and_results(stack, tmp_path):
              what="the task's GPU to be free again")
 
 
+sys.path.insert(0, os.path.join(nvcfstack.SOURCE, "examples", "tasks"))
+import counter  # noqa: E402
+import rawnats  # noqa: E402
+
+
+def content(stack, tid, rid, key=None):
+    return http("GET", "%s%s/%s/results/%s/content" % (
+        stack.api_url, TASKS, tid, rid), key=key or stack.key)
+
+
+def task_result_subjects(stack, tid):
+    c = rawnats.Client(stack.nats_url)
+    try:
+        r = c.request("$JS.API.STREAM.INFO.NVCT_RESULTS",
+                      {"subjects_filter": "nvct.res.%s.>" % tid})
+    finally:
+        c.close()
+    assert "error" not in r, r
+    return r["state"].get("subjects") or {}
+
+
+def test_large_result_content_in_chunks(stack):
+    size = 3000000
+    t = create(stack, "--steps 1 --interval 0 --big-result %d" % size)
+    wait_status(stack, t["id"], "COMPLETED")
+    results = {r["name"]: r for r in listing(stack, t["id"], "results")}
+    big = results["big.bin"]
+    meta = big["metadata"]
+    expected = counter.big_content(size)
+    assert meta["sizeBytes"] == size
+    assert meta["sha256"] == hashlib.sha256(expected).hexdigest()
+    assert "contentBase64" not in meta
+    assert meta["contentChunks"] >= 3
+    # The listing shows results only, not the chunks stored beside them.
+    assert sorted(results) == ["big.bin", "counter", "numbers.txt",
+                               "summary.json"]
+
+    r = content(stack, t["id"], big["resultId"])
+    assert r.status == 200, r
+    assert r.headers["Content-Type"] == "application/octet-stream"
+    assert len(r.body) == size
+    assert r.body == expected
+
+    small = content(stack, t["id"], results["numbers.txt"]["resultId"])
+    assert small.status == 200, small
+    assert small.body == b"0\n"
+
+    # A result without stored content is a 404 with the reason.
+    named = content(stack, t["id"], results["counter"]["resultId"])
+    assert named.status == 404, named
+    assert "keeps no content" in named.json()["detail"]
+
+    assert content(stack, t["id"], "not-a-uuid").status == 400
+    missing = content(stack, t["id"], "00000000-0000-4000-8000-000000000000")
+    assert missing.status == 404, missing
+    other = stack.create_key("acct-other")
+    assert content(stack, t["id"], big["resultId"], key=other).status == 404
+
+    chunks = [s for s in task_result_subjects(stack, t["id"])
+              if s.count(".") == 4]
+    assert len(chunks) == meta["contentChunks"], chunks
+    r = http("DELETE", "%s%s/%s" % (stack.api_url, TASKS, t["id"]),
+             key=stack.key)
+    assert r.status == 204, r
+    wait_for(lambda: not task_result_subjects(stack, t["id"]), timeout=10,
+             what="results and their chunks purged with the task")
+
+
 def test_failing_task_is_errored_with_its_output(stack):
     t = create(stack, "--steps 2 --interval 0.1 --exit-code 3",
                resultHandlingStrategy="NONE", resultsLocation=None)
