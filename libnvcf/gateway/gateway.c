@@ -16,10 +16,12 @@
 
 #include "bus/chunks.h"
 #include "gateway/gateway_internal.h"
+#include "gateway/stream_queue.h"
 #include "http/http.h"
 #include "nvcf.pb-c.h"
 #include "nvcf/gateway.h"
 #include "nvcf/request.h"
+#include "request/request_internal.h"
 
 #define SUB "gateway"
 #define PENDING_BUCKETS 4096u
@@ -28,12 +30,31 @@
 #define MAX_CODE 600
 #define FINAL NVCF__RESULT_KIND__RESULT_KIND_FINAL
 #define PROGRESS NVCF__RESULT_KIND__RESULT_KIND_PROGRESS
+#define STREAM NVCF__RESULT_KIND__RESULT_KIND_STREAM
+/* NVCF ends any exchange after 3600 s + 5 s; a stream too. */
+#define STREAM_MAX_US (INT64_C(3605) * 1000000)
+/*
+ * Body bytes a stream buffers for a slow caller before it is cut off.
+ * NOTE: core NATS has no flow control, so a function that writes more than
+ * this faster than the gateway sends it also loses its stream, even to a
+ * caller that reads at once. The streaming tests saw this with 64 KiB
+ * events written in a loop by a Python function on 2 shared CPUs.
+ */
+#define STREAM_BUFFER_MAX ((size_t)1 << 20)
+/* Preferred block size of a stream's content reader (advisory for MHD). */
+#define STREAM_READ_BLOCK (32 * 1024)
 /* JetStream error of a publish past a discard-new stream's limits. */
 #define JS_ERR_STREAM_FULL 10077
 /* Requests being stored at once; past it js_PublishAsync stalls. */
 #define MAX_PUBLISHES_IN_FLIGHT 65536
 
-typedef enum pend_kind { PEND_INVOKE, PEND_POLL } pend_kind;
+/*
+ * PEND_STREAM is an invocation whose response head arrived: its connection
+ * sends the stream, and its deadline is the end of STREAM_MAX_US.
+ */
+typedef enum pend_kind { PEND_INVOKE, PEND_POLL, PEND_STREAM } pend_kind;
+
+typedef struct gw_stream gw_stream;
 
 /* One suspended connection waiting for a result or the end of its window. */
 typedef struct pending {
@@ -45,6 +66,8 @@ typedef struct pending {
 	bool accepted; /* a worker took it */
 	bool grace;    /* window over; a worker still has the extra wait */
 	bool chunked;  /* the request body is stored as chunks */
+	bool wants_stream; /* Accept lists text/event-stream */
+	gw_stream *stream; /* PEND_STREAM: the stream it feeds (own ref) */
 	int percent;   /* last progress seen, or -1 */
 	char request_id[NVCF_UUID_LEN + 1];
 	char function_id[NVCF_UUID_LEN + 1];
@@ -88,6 +111,7 @@ struct nvcf_gateway {
 
 	atomic_int suspended; /* suspended connections not yet completed */
 	atomic_int chunk_readers; /* threads reading result chunks */
+	atomic_int streams;       /* streamed responses being sent */
 	size_t inline_limit;      /* larger request bodies become chunks */
 	size_t chunk_size;        /* bytes per request body chunk */
 	atomic_uint_fast64_t by_code[MAX_CODE];
@@ -426,6 +450,8 @@ static void pending_answer(nvcf_gateway *gw, pending *p, unsigned int status,
 
 static bool start_chunk_reader(nvcf_gateway *gw, pending *p,
 			       const Nvcf__InvokeResult *res);
+static void pending_answer_streamed(nvcf_gateway *gw, pending *p,
+				    const Nvcf__InvokeResult *res);
 
 static void pending_answer_final(nvcf_gateway *gw, pending *p,
 				 const Nvcf__InvokeResult *res)
@@ -433,6 +459,10 @@ static void pending_answer_final(nvcf_gateway *gw, pending *p,
 	struct MHD_Response *r;
 	unsigned int status = 500;
 
+	if (res->streamed) {
+		pending_answer_streamed(gw, p, res);
+		return;
+	}
 	/* A chunked body is read on its own thread, never on this one. */
 	if (res->body_chunks > 0) {
 		if (!start_chunk_reader(gw, p, res))
@@ -725,19 +755,416 @@ static bool start_chunk_reader(nvcf_gateway *gw, pending *p,
 	return true;
 }
 
+/* ---- streamed responses ---------------------------------------------- */
+
+/*
+ * A response sent to the caller as its pieces arrive on the reply subject.
+ * Three references keep it alive: the PEND_STREAM entry that routes pieces
+ * to it, the libmicrohttpd response whose content reader drains it, and
+ * the connection's done callback.
+ */
+struct gw_stream {
+	nvcf_gateway *gw;
+	pthread_mutex_t lock;
+	atomic_int refs;
+	/* The fields below are guarded by lock. */
+	nvcf__http_req *req; /* NULL once the connection ended */
+	nvcf__stream_queue queue;
+	bool paused; /* the content reader suspended the connection */
+	bool ended;  /* no more bytes will be queued */
+	bool failed; /* ended early: close without the last chunk */
+	uint64_t sent; /* body bytes handed to libmicrohttpd */
+	char request_id[NVCF_UUID_LEN + 1];
+	char version_id[NVCF_UUID_LEN + 1];
+};
+
+static void stream_unref(gw_stream *st)
+{
+	if (atomic_fetch_sub(&st->refs, 1) != 1)
+		return;
+	atomic_fetch_sub(&st->gw->streams, 1);
+	nvcf__stream_queue_clear(&st->queue);
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+}
+
+/* Frees a PEND_STREAM entry taken out of the table, and its reference. */
+static void stream_entry_free(pending *p)
+{
+	gw_stream *st = p->stream;
+
+	pending_free(p);
+	stream_unref(st);
+}
+
+/* Publishes a cancel of @p request_id, so its worker stops the call. */
+static void publish_cancel(nvcf_gateway *gw, const char *version_id,
+			   const char *request_id)
+{
+	char subject[96];
+
+	snprintf(subject, sizeof(subject), "nvcf.cancel.%s", version_id);
+	natsConnection_PublishString(gw->conn, subject, request_id);
+}
+
+/* Content reader: hands queued bytes to libmicrohttpd, or waits for some. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	gw_stream *st = cls;
+	ssize_t rc;
+	size_t n;
+
+	(void)pos;
+	pthread_mutex_lock(&st->lock);
+	n = nvcf__stream_queue_read(&st->queue, buf, max);
+	if (n > 0) {
+		st->sent += n;
+		rc = (ssize_t)n;
+	} else if (st->ended && st->failed) {
+		nvcf__http_reader_abort(st->req);
+		rc = MHD_CONTENT_READER_END_WITH_ERROR;
+	} else if (st->ended) {
+		rc = MHD_CONTENT_READER_END_OF_STREAM;
+	} else {
+		/*
+		 * Suspended under the lock, so the thread that queues the next
+		 * piece sees paused only after the suspension and resumes the
+		 * connection exactly once.
+		 */
+		st->paused = true;
+		nvcf__http_reader_suspend(st->req);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+static void stream_reader_free(void *cls)
+{
+	stream_unref(cls);
+}
+
+/*
+ * Clears paused and returns the request to resume once st->lock is
+ * released, or NULL when the content reader does not wait.
+ */
+static nvcf__http_req *stream_wake_locked(gw_stream *st)
+{
+	if (!st->paused)
+		return NULL;
+	st->paused = false;
+	return st->req;
+}
+
+/*
+ * Ends @p st early: the caller gets what is buffered unless @p drop, then
+ * the connection closes without the final chunk, so the caller sees a
+ * truncated response. Logs @p why, and cancels the request at its worker
+ * when @p cancel.
+ */
+static void stream_fail(nvcf_gateway *gw, gw_stream *st, const char *why,
+			bool drop, bool cancel)
+{
+	nvcf__http_req *wake;
+	bool was_ended;
+
+	pthread_mutex_lock(&st->lock);
+	was_ended = st->ended;
+	if (!was_ended) {
+		st->ended = true;
+		st->failed = true;
+		if (drop)
+			nvcf__stream_queue_clear(&st->queue);
+	}
+	wake = stream_wake_locked(st);
+	pthread_mutex_unlock(&st->lock);
+	if (wake != NULL)
+		nvcf__http_reader_resume(wake);
+	if (was_ended)
+		return;
+	nvcf_log_warn(SUB, "request %s: %s; closing its stream%s",
+		      st->request_id, why,
+		      cancel ? " and canceling the request" : "");
+	if (cancel)
+		publish_cancel(gw, st->version_id, st->request_id);
+}
+
+/* Queues one body piece (stream_seq 1 and up) of @p res on @p st. */
+static void stream_push(nvcf_gateway *gw, gw_stream *st,
+			const Nvcf__InvokeResult *res)
+{
+	nvcf__http_req *wake = NULL;
+	nvcf_status s = NVCF_OK;
+	char why[256];
+
+	pthread_mutex_lock(&st->lock);
+	if (!st->ended) {
+		s = nvcf__stream_queue_push(&st->queue, res->stream_seq,
+					    res->body.data, res->body.len);
+		if (s == NVCF_OK)
+			wake = stream_wake_locked(st);
+		else
+			snprintf(why, sizeof(why), "%s",
+				 nvcf_error_last()->message);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (wake != NULL)
+		nvcf__http_reader_resume(wake);
+	/* A gap keeps the bytes before it; a slow caller gets no more. */
+	if (s != NVCF_OK)
+		stream_fail(gw, st, why, s == NVCF_EQUOTA, true);
+}
+
+/*
+ * Ends @p st on the FINAL that closes it: normally once the buffered bytes
+ * are sent, with an error when messages were lost or the worker reports
+ * that the function's stream broke off.
+ */
+static void stream_end(nvcf_gateway *gw, gw_stream *st,
+		       const Nvcf__InvokeResult *res)
+{
+	nvcf__http_req *wake = NULL;
+	bool complete, already;
+	uint64_t expected;
+	char why[512];
+
+	pthread_mutex_lock(&st->lock);
+	already = st->ended;
+	expected = st->queue.next_seq;
+	complete = res->streamed && res->stream_seq == expected &&
+		   (res->error == NULL || res->error[0] == '\0');
+	if (!already && complete) {
+		st->ended = true;
+		wake = stream_wake_locked(st);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (wake != NULL)
+		nvcf__http_reader_resume(wake);
+	if (already || complete)
+		return;
+	if (!res->streamed || res->stream_seq != expected)
+		snprintf(why, sizeof(why),
+			 "the stream ended after %llu messages, but only "
+			 "%llu arrived",
+			 (unsigned long long)res->stream_seq,
+			 (unsigned long long)expected);
+	else
+		snprintf(why, sizeof(why), "the stream broke off at the "
+			 "worker: %s", res->error);
+	stream_fail(gw, st, why, false, false);
+}
+
+/*
+ * Connection done callback of a stream: a caller that went away before
+ * the end cancels the request, and later pieces find no entry.
+ */
+static void stream_on_done(nvcf__http_req *req, bool answered, void *state)
+{
+	gw_stream *st = state;
+	nvcf_gateway *gw = st->gw;
+	pending *p, *entry = NULL;
+	uint64_t sent;
+	bool ended;
+
+	(void)req;
+	(void)answered;
+	pthread_mutex_lock(&st->lock);
+	ended = st->ended;
+	sent = st->sent;
+	st->ended = true;
+	st->req = NULL;
+	st->paused = false;
+	nvcf__stream_queue_clear(&st->queue);
+	pthread_mutex_unlock(&st->lock);
+
+	pthread_mutex_lock(&gw->lock);
+	for (p = gw->table[rid_bucket(st->request_id)]; p != NULL;
+	     p = p->next) {
+		if (p->kind == PEND_STREAM && p->stream == st) {
+			entry = p;
+			table_unlink(gw, p);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&gw->lock);
+	if (entry != NULL)
+		stream_entry_free(entry);
+	if (!ended) {
+		nvcf_log_info(SUB, "request %s: the caller disconnected after "
+			      "%llu streamed bytes; canceling the request",
+			      st->request_id, (unsigned long long)sent);
+		publish_cancel(gw, st->version_id, st->request_id);
+	}
+	atomic_fetch_sub(&gw->suspended, 1);
+	stream_unref(st);
+}
+
+/*
+ * Responds on @p p (taken out of the table) with the status and headers of
+ * the stream head @p res and a chunked body that the next STREAM messages
+ * feed, and puts @p p back as PEND_STREAM, where those messages find it.
+ * From here on only STREAM_MAX_US bounds the exchange.
+ */
+static void stream_start(nvcf_gateway *gw, pending *p,
+			 const Nvcf__InvokeResult *res)
+{
+	gw_stream *st = calloc(1, sizeof(*st));
+	struct MHD_Response *r = NULL;
+	unsigned int status;
+	bool ok;
+
+	if (st != NULL) {
+		st->gw = gw;
+		pthread_mutex_init(&st->lock, NULL);
+		atomic_init(&st->refs, 3);
+		atomic_fetch_add(&gw->streams, 1);
+		st->req = p->req;
+		memcpy(st->request_id, p->request_id, sizeof(st->request_id));
+		memcpy(st->version_id, p->version_id, sizeof(st->version_id));
+		nvcf__stream_queue_init(&st->queue, 1, STREAM_BUFFER_MAX);
+		r = MHD_create_response_from_callback(
+			MHD_SIZE_UNKNOWN, STREAM_READ_BLOCK, stream_read, st,
+			stream_reader_free);
+		if (r == NULL)
+			atomic_store(&st->refs, 1);
+	}
+	if (r == NULL) {
+		if (st != NULL)
+			stream_unref(st);
+		nvcf_log_warn(SUB, "request %s: out of memory starting its "
+			      "stream; responding 503 and canceling it",
+			      p->request_id);
+		publish_cancel(gw, p->version_id, p->request_id);
+		pending_answer(gw, p, 503, reqid_response(p->request_id, 503));
+		return;
+	}
+	status = final_headers(r, p->request_id, res);
+	p->kind = PEND_STREAM;
+	p->stream = st;
+	p->deadline_us = nvcf__http_start_us(p->req) + STREAM_MAX_US;
+	pthread_mutex_lock(&gw->lock);
+	ok = !gw->stopping && pending_insert(gw, p);
+	pthread_mutex_unlock(&gw->lock);
+	if (!ok) {
+		/* The response's reference goes with it, then the other two. */
+		MHD_destroy_response(r);
+		stream_unref(st);
+		stream_unref(st);
+		p->kind = PEND_INVOKE;
+		p->stream = NULL;
+		publish_cancel(gw, p->version_id, p->request_id);
+		pending_answer(gw, p, 503, reqid_response(p->request_id, 503));
+		return;
+	}
+	nvcf_log_debug(SUB, "request %s: streaming status %u after %lld us",
+		       p->request_id, status,
+		       (long long)(nvcf__mono_us() -
+				   nvcf__http_start_us(p->req)));
+	/* Set before the resume: the connection cannot end while suspended. */
+	nvcf__http_set_state(st->req, st, stream_on_done);
+	count_code(gw, status);
+	nvcf__http_resume(st->req, status, r);
+}
+
+/*
+ * Responds to a poll, or to an invocation whose stream head never arrived,
+ * from the FINAL of a streamed response. Its body went only to the connection
+ * that invoked it and is not kept.
+ */
+static void pending_answer_streamed(nvcf_gateway *gw, pending *p,
+				    const Nvcf__InvokeResult *res)
+{
+	struct MHD_Response *r;
+	unsigned int status;
+	char detail[512];
+
+	if (p->kind == PEND_POLL) {
+		status = 404;
+		snprintf(detail, sizeof(detail),
+			 "request %s streamed its response to the connection "
+			 "that invoked it; a streamed response is not kept "
+			 "for polls",
+			 p->request_id);
+	} else {
+		bool why = res->error != NULL && res->error[0] != '\0';
+
+		status = 502;
+		snprintf(detail, sizeof(detail),
+			 "the stream of request %s ended before its response "
+			 "head arrived%s%s",
+			 p->request_id, why ? ": " : "", why ? res->error : "");
+		nvcf_log_warn(SUB, "%s; responding 502", detail);
+	}
+	r = nvcf__http_problem_response(status, "", detail, NULL);
+	if (r != NULL)
+		add_reqid_headers(r, p->request_id, status);
+	pending_answer(gw, p, status, r);
+}
+
 /* ---- results ---------------------------------------------------------- */
 
-/* Handles results from the reply subject and, for polls, from res.*. */
-static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
-		      void *closure)
+/*
+ * First entry of @p rid that a FINAL completes. Streams take their FINAL
+ * only from the reply subject: the copy stored on res.* arrives on another
+ * subscription and may overtake the last pieces.
+ */
+static pending *pending_find_final(nvcf_gateway *gw, const char *rid,
+				   bool from_reply)
 {
-	nvcf_gateway *gw = closure;
-	Nvcf__InvokeResult *res;
-	pending *taken = NULL;
 	pending *p;
 
-	(void)nc;
-	(void)sub;
+	for (p = gw->table[rid_bucket(rid)]; p != NULL; p = p->next)
+		if (strcmp(p->request_id, rid) == 0 &&
+		    (p->kind != PEND_STREAM || from_reply))
+			return p;
+	return NULL;
+}
+
+/* The invocation or stream of @p rid that a STREAM message is for. */
+static pending *pending_find_streaming(nvcf_gateway *gw, const char *rid)
+{
+	pending *p;
+
+	for (p = gw->table[rid_bucket(rid)]; p != NULL; p = p->next)
+		if (strcmp(p->request_id, rid) == 0 && p->kind != PEND_POLL)
+			return p;
+	return NULL;
+}
+
+/*
+ * Responds 502 to an invocation whose first stream message is not the
+ * head, and cancels it.
+ */
+static void stream_lost_head(nvcf_gateway *gw, pending *p,
+			     const Nvcf__InvokeResult *res)
+{
+	struct MHD_Response *r;
+	char detail[256];
+
+	snprintf(detail, sizeof(detail),
+		 "stream message %llu of request %s arrived before its "
+		 "response head",
+		 (unsigned long long)res->stream_seq, p->request_id);
+	nvcf_log_warn(SUB, "%s; responding 502 and canceling the request",
+		      detail);
+	publish_cancel(gw, p->version_id, p->request_id);
+	r = nvcf__http_problem_response(502, "", detail, NULL);
+	if (r != NULL)
+		add_reqid_headers(r, p->request_id, 502);
+	pending_answer(gw, p, 502, r);
+}
+
+/*
+ * Handles a result from the reply subject (@p from_reply) or, for polls,
+ * from res.*. Takes @p msg.
+ */
+static void handle_result(nvcf_gateway *gw, natsMsg *msg, bool from_reply)
+{
+	Nvcf__InvokeResult *res;
+	pending *taken = NULL, *started = NULL;
+	gw_stream *feed = NULL;
+	pending *p;
+
 	res = nvcf__invoke_result__unpack(
 		NULL, (size_t)natsMsg_GetDataLength(msg),
 		(const uint8_t *)natsMsg_GetData(msg));
@@ -754,7 +1181,8 @@ static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	switch (res->kind) {
 	case NVCF__RESULT_KIND__RESULT_KIND_FINAL:
 		/* Every connection waiting for this id gets the final result. */
-		while ((p = pending_find(gw, res->request_id)) != NULL) {
+		while ((p = pending_find_final(gw, res->request_id,
+					       from_reply)) != NULL) {
 			table_unlink(gw, p);
 			p->next = taken;
 			taken = p;
@@ -764,14 +1192,30 @@ static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	case NVCF__RESULT_KIND__RESULT_KIND_PROGRESS:
 		for (p = gw->table[rid_bucket(res->request_id)]; p != NULL;
 		     p = p->next) {
-			if (strcmp(p->request_id, res->request_id) != 0)
+			if (strcmp(p->request_id, res->request_id) != 0 ||
+			    p->kind == PEND_STREAM)
 				continue;
 			p->accepted = true;
 			if (res->kind == PROGRESS)
 				p->percent = res->percent_complete;
-			/* Past the window: respond 202 now, not at +2 s. */
-			if (p->grace)
+			/*
+			 * Past the window: respond 202 now, not at +2 s. A
+			 * stream waits the extra time for its head instead.
+			 */
+			if (p->grace && !p->wants_stream)
 				pending_reschedule(gw, p, 0);
+		}
+		break;
+	case STREAM:
+		/* Pieces travel only on the reply subject, never stored. */
+		p = from_reply ? pending_find_streaming(gw, res->request_id)
+			       : NULL;
+		if (p != NULL && p->kind == PEND_STREAM) {
+			feed = p->stream;
+			atomic_fetch_add(&feed->refs, 1);
+		} else if (p != NULL) {
+			table_unlink(gw, p);
+			started = p;
 		}
 		break;
 	default:
@@ -779,12 +1223,26 @@ static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	}
 	pthread_mutex_unlock(&gw->lock);
 
+	if (feed != NULL) {
+		stream_push(gw, feed, res);
+		stream_unref(feed);
+	}
+	if (started != NULL && res->stream_seq == 0)
+		stream_start(gw, started, res);
+	else if (started != NULL)
+		stream_lost_head(gw, started, res);
+
 	while (taken != NULL) {
 		bool purge = taken->kind == PEND_POLL;
 		char subject[64];
 
 		p = taken;
 		taken = p->next;
+		if (p->kind == PEND_STREAM) {
+			stream_end(gw, p->stream, res);
+			stream_entry_free(p);
+			continue;
+		}
 		nvcf__result_subject(subject, sizeof(subject), p->request_id);
 		pending_answer_final(gw, p, res);
 		/* After a poll returned the final result, the request is not pollable again. */
@@ -793,6 +1251,15 @@ static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	}
 out:
 	nvcf__invoke_result__free_unpacked(res, NULL);
+}
+
+/* Receives the results of this gateway's requests on its reply subject. */
+static void on_result(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+		      void *closure)
+{
+	(void)nc;
+	(void)sub;
+	handle_result(closure, msg, true);
 }
 
 /*
@@ -827,7 +1294,7 @@ static void on_stored_result(natsConnection *nc, natsSubscription *sub,
 	}
 	pthread_mutex_unlock(&gw->lock);
 	if (wanted)
-		on_result(nc, sub, msg, closure);
+		handle_result(gw, msg, false);
 	else
 		natsMsg_Destroy(msg);
 }
@@ -915,13 +1382,24 @@ static void window_end(nvcf_gateway *gw, pending *p)
 		pending_answer_progress(gw, p);
 		return;
 	}
+	if (p->kind == PEND_STREAM) {
+		snprintf(subject, sizeof(subject),
+			 "the stream reached the limit of %lld s",
+			 (long long)(STREAM_MAX_US / 1000000));
+		stream_fail(gw, p->stream, subject, true, true);
+		stream_entry_free(p);
+		return;
+	}
 	/*
 	 * With no ready instance the version is scaling from zero: the
 	 * request stays queued for the instance that is starting, and the
-	 * caller polls for its result like for an accepted one.
+	 * caller polls for its result like for an accepted one. A streamed
+	 * request gets no 202, as in NVCF: only its response head ends the
+	 * wait, so it falls through to the 504.
 	 */
-	if (p->accepted ||
-	    nvcf__gw_ready_instances(gw->cache, p->version_id) == 0) {
+	if (!p->wants_stream &&
+	    (p->accepted ||
+	     nvcf__gw_ready_instances(gw->cache, p->version_id) == 0)) {
 		st = store_pending(gw, p);
 		if (st == NVCF_EEXISTS &&
 		    last_result(gw, p->request_id, &res) == NVCF_OK &&
@@ -941,8 +1419,14 @@ static void window_end(nvcf_gateway *gw, pending *p)
 	}
 
 	/* No worker took it: NVCF cancels and purges it, then responds 504. */
-	nvcf_log_info(SUB, "request %s for version %s: no worker took it "
-		      "in time; answering 504", p->request_id, p->version_id);
+	if (p->wants_stream)
+		nvcf_log_info(SUB, "request %s for version %s: no stream head "
+			      "in time; answering 504", p->request_id,
+			      p->version_id);
+	else
+		nvcf_log_info(SUB, "request %s for version %s: no worker took "
+			      "it in time; answering 504", p->request_id,
+			      p->version_id);
 	nvcf__queue_subject(subject, sizeof(subject), gw->region,
 			    p->version_id, p->request_id);
 	nvcf__queue_stream_name(stream, sizeof(stream), gw->region,
@@ -988,7 +1472,9 @@ static void *timer_main(void *arg)
 			continue;
 		}
 		p = gw->heap[0];
-		if (p->kind == PEND_INVOKE && !p->accepted && !p->grace &&
+		/* A stream waits the extra time for its head, taken or not. */
+		if (p->kind == PEND_INVOKE &&
+		    (!p->accepted || p->wants_stream) && !p->grace &&
 		    extra_us > 0) {
 			p->grace = true;
 			pending_reschedule(gw, p, now + extra_us);
@@ -1270,12 +1756,15 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 	nvcf_status st;
 	int64_t now;
 
-	if (nvcf_request_poll_seconds(nvcf__http_header(req,
-							"NVCF-POLL-SECONDS"),
-				      &poll_seconds) != NVCF_OK) {
+	const char *accept = nvcf__http_header(req, "Accept");
+	const char *poll_header = nvcf__http_header(req, "NVCF-POLL-SECONDS");
+
+	if (nvcf_request_poll_seconds(poll_header, &poll_seconds) != NVCF_OK) {
 		send_problem(gw, req, 400, "%s", nvcf_error_last()->message);
 		return;
 	}
+	if (poll_header == NULL && nvcf__accept_is_event_stream(accept))
+		poll_seconds = NVCF_SSE_POLL_SECONDS_DEFAULT;
 	st = nvcf__gw_resolve(gw->cache, rec->nca_id, function_id,
 			      version_id, &target);
 	if (st == NVCF_EUNAVAILABLE) {
@@ -1305,6 +1794,7 @@ static void invoke(nvcf_gateway *gw, nvcf__http_req *req,
 		return;
 	}
 	p->kind = PEND_INVOKE;
+	p->wants_stream = nvcf__accepts_event_stream(accept);
 	if (nvcf_request_id_new(p->request_id) != NVCF_OK) {
 		free(p);
 		send_problem(gw, req, 500, "no random bytes for a request id");
@@ -1660,9 +2150,14 @@ static void serve_metrics(nvcf_gateway *gw, nvcf__http_req *req)
 		"# HELP nvcf_gateway_publish_errors_total Requests "
 		"JetStream did not store.\n"
 		"# TYPE nvcf_gateway_publish_errors_total counter\n"
-		"nvcf_gateway_publish_errors_total %llu\n",
+		"nvcf_gateway_publish_errors_total %llu\n"
+		"# HELP nvcf_gateway_streams Streamed responses being "
+		"sent.\n"
+		"# TYPE nvcf_gateway_streams gauge\n"
+		"nvcf_gateway_streams %d\n",
 		waiting,
-		(unsigned long long)atomic_load(&gw->publish_errors));
+		(unsigned long long)atomic_load(&gw->publish_errors),
+		atomic_load(&gw->streams));
 	nvcf__http_send(req, 200,
 			nvcf__http_response("text/plain; version=0.0.4",
 					    out.data ? out.data : "",
@@ -1766,6 +2261,7 @@ nvcf_status nvcf_gateway_new(nvcf_gateway **out,
 	pthread_condattr_destroy(&ca);
 	atomic_init(&gw->suspended, 0);
 	atomic_init(&gw->chunk_readers, 0);
+	atomic_init(&gw->streams, 0);
 	if (gw->nats_url == NULL || gw->listen_address == NULL ||
 	    gw->region == NULL) {
 		nvcf_gateway_free(gw);
@@ -1887,6 +2383,12 @@ nvcf_status nvcf_gateway_stop(nvcf_gateway *gw)
 	}
 	while ((p = all) != NULL) {
 		all = p->next;
+		if (p->kind == PEND_STREAM) {
+			stream_fail(gw, p->stream, "the gateway is stopping",
+				    true, true);
+			stream_entry_free(p);
+			continue;
+		}
 		pending_answer(gw, p, 503,
 			       reqid_response(p->request_id, 503));
 	}

@@ -217,6 +217,25 @@ bool nvcf__http_resume(nvcf__http_req *req, unsigned int status,
 	return true;
 }
 
+void nvcf__http_reader_suspend(nvcf__http_req *req)
+{
+	MHD_suspend_connection(req->conn);
+}
+
+void nvcf__http_reader_resume(nvcf__http_req *req)
+{
+	MHD_resume_connection(req->conn);
+}
+
+void nvcf__http_reader_abort(nvcf__http_req *req)
+{
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+		req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (info != NULL)
+		shutdown(info->connect_fd, SHUT_RDWR);
+}
+
 /* ---- request accessors ------------------------------------------------------ */
 
 const char *nvcf__http_method(const nvcf__http_req *req)

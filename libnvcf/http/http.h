@@ -102,6 +102,31 @@ void nvcf__http_suspend(nvcf__http_req *req);
 bool nvcf__http_resume(nvcf__http_req *req, unsigned int status,
 		       struct MHD_Response *response);
 
+/*
+ * Suspends the connection of @p req from inside the content reader
+ * callback of its response, which then returns 0 because it has no data
+ * yet. libmicrohttpd 0.9.75 documents this as the way to wait inside a
+ * content reader without busy polling. A suspended connection does not
+ * notice that the caller went away until it is resumed and writes.
+ */
+void nvcf__http_reader_suspend(nvcf__http_req *req);
+
+/*
+ * Resumes, from any thread, a connection that nvcf__http_reader_suspend()
+ * suspended, so that its content reader runs again. Call it once per
+ * suspension and only after the suspension happened.
+ */
+void nvcf__http_reader_resume(nvcf__http_req *req);
+
+/*
+ * Shuts the socket of @p req down, from inside a content reader that is
+ * about to return MHD_CONTENT_READER_END_WITH_ERROR, so that the caller
+ * sees the truncated response at once. With MHD_USE_TURBO, libmicrohttpd
+ * 0.9.75 closes the socket only at the connection's next event, which for
+ * a caller that waits for data never comes (seen with a test program).
+ */
+void nvcf__http_reader_abort(nvcf__http_req *req);
+
 /* Reason phrase for a status ("Not Found"). */
 const char *nvcf__http_reason(unsigned int status);
 

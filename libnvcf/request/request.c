@@ -6,6 +6,7 @@
 
 #include "core/internal.h"
 #include "nvcf/request.h"
+#include "request/request_internal.h"
 
 const char *nvcf_request_state_name(nvcf_request_state_t state)
 {
@@ -101,4 +102,88 @@ const char *nvcf_request_status_header(int http_status)
 	if (http_status >= 200 && http_status < 400)
 		return "fulfilled";
 	return "errored";
+}
+
+#define EVENT_STREAM "text/event-stream"
+
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * True when the parameters in [p, end) of one Accept element contain a
+ * quality of zero ("q=0", "q=0.000"), which HTTP quality values define
+ * as "not acceptable" (RFC 7231).
+ */
+static bool quality_zero(const char *p, const char *end)
+{
+	while (p < end) {
+		const char *param = memchr(p, ';', (size_t)(end - p));
+
+		if (param == NULL)
+			return false;
+		p = param + 1;
+		while (p < end && blank(*p))
+			p++;
+		if (p >= end || (*p != 'q' && *p != 'Q'))
+			continue;
+		p++;
+		while (p < end && blank(*p))
+			p++;
+		if (p >= end || *p != '=')
+			continue;
+		p++;
+		while (p < end && blank(*p))
+			p++;
+		if (p >= end || *p != '0')
+			return false;
+		while (p < end && (*p == '0' || *p == '.'))
+			p++;
+		while (p < end && blank(*p))
+			p++;
+		return p == end || *p == ';';
+	}
+	return false;
+}
+
+bool nvcf__accepts_event_stream(const char *accept)
+{
+	const size_t want = strlen(EVENT_STREAM);
+	const char *p = accept;
+
+	if (p == NULL)
+		return false;
+	for (;;) {
+		const char *end = p + strcspn(p, ",");
+		const char *type = p, *type_end;
+
+		while (type < end && blank(*type))
+			type++;
+		type_end = type;
+		while (type_end < end && *type_end != ';' && !blank(*type_end))
+			type_end++;
+		if ((size_t)(type_end - type) == want &&
+		    strncasecmp(type, EVENT_STREAM, want) == 0 &&
+		    !quality_zero(type_end, end))
+			return true;
+		if (*end == '\0')
+			return false;
+		p = end + 1;
+	}
+}
+
+bool nvcf__accept_is_event_stream(const char *accept)
+{
+	const size_t want = strlen(EVENT_STREAM);
+	size_t len;
+
+	if (accept == NULL)
+		return false;
+	while (blank(*accept))
+		accept++;
+	len = strlen(accept);
+	while (len > 0 && blank(accept[len - 1]))
+		len--;
+	return len == want && strncasecmp(accept, EVENT_STREAM, want) == 0;
 }

@@ -17,6 +17,7 @@
 #include "http/http.h"
 #include "nvcf.pb-c.h"
 #include "nvcf/worker.h"
+#include "request/request_internal.h"
 
 #define SUB "worker"
 
@@ -36,6 +37,14 @@
 /* The ticker keeps its short period this long after the last request. */
 #define TICKER_BUSY_US 1000000
 #define PROBLEM_URN "urn:inference-service:problem-details:"
+/*
+ * Largest body piece of a streamed response in one message. curl hands
+ * over at most 16 KiB per write callback by default, so this only splits
+ * what a larger CURLOPT_BUFFERSIZE would deliver.
+ */
+#define STREAM_PIECE_MAX ((size_t)64 * 1024)
+/* NVCF ends any exchange after 3600 s + 5 s; a stream too. */
+#define STREAM_MAX_US (INT64_C(3605) * 1000000)
 
 typedef struct slot {
 	struct nvcf_worker *w;
@@ -47,6 +56,9 @@ typedef struct slot {
 	natsMsg *held;
 	char request_id[128];
 	atomic_bool cancel;
+	/* Monotonic end of a streamed call (0: none); set on expiry. */
+	int64_t stream_deadline_us;
+	bool stream_expired;
 	/* ACCEPTED result not sent yet, due at accept_due_us (worker lock). */
 	uint8_t *accept_buf;
 	size_t accept_len;
@@ -67,6 +79,7 @@ struct nvcf_worker {
 	size_t max_response_bytes;
 	size_t inline_limit; /* larger result bodies become chunks */
 	size_t chunk_size;
+	size_t stream_piece; /* largest body piece of a streamed response */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -91,6 +104,16 @@ struct nvcf_worker {
 
 /* ---- results ---------------------------------------------------------- */
 
+/* The sending side of one streamed response. */
+typedef struct stream_out {
+	nvcf_worker *w;
+	const Nvcf__InvokeRequest *req;
+	uint64_t seq; /* stream_seq of the next message */
+	bool head_sent;
+	uint64_t body_bytes;
+	char error[256]; /* why a publish failed, or "" */
+} stream_out;
+
 typedef struct response {
 	nvcf__buf body;
 	Nvcf__Header **headers;
@@ -98,6 +121,9 @@ typedef struct response {
 	size_t cap_headers;
 	size_t max_body; /* a larger body aborts the call with too_large */
 	bool too_large;
+	long status; /* from the last status line */
+	/* Set when the body goes to the caller as a stream, not into body. */
+	stream_out *stream;
 } response;
 
 static void response_free(response *r)
@@ -158,6 +184,9 @@ static bool hop_by_hop(const char *name, size_t len)
 	return false;
 }
 
+static bool stream_send_head(response *r);
+static bool stream_send_body(response *r, const char *data, size_t len);
+
 static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 {
 	response *r = userdata;
@@ -165,6 +194,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 	const char *colon;
 
 	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		const char *code = memchr(data, ' ', len);
+
 		/* A new status line (after 100 Continue): start over. */
 		for (size_t i = 0; i < r->n_headers; i++) {
 			free(r->headers[i]->name);
@@ -172,6 +203,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 			free(r->headers[i]);
 		}
 		r->n_headers = 0;
+		r->status = 0;
+		if (code != NULL && (size_t)(code - data) + 4 <= len)
+			r->status = strtol(code + 1, NULL, 10);
+		return len;
+	}
+	/* The blank line that ends a final (not 1xx) head. */
+	if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n')) {
+		if (r->stream != NULL && r->status >= 200 &&
+		    !r->stream->head_sent && !stream_send_head(r))
+			return 0;
 		return len;
 	}
 	colon = memchr(data, ':', len);
@@ -198,6 +239,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 	response *r = userdata;
 	size_t len = size * n;
 
+	if (r->stream != NULL)
+		return stream_send_body(r, data, len) ? len : 0;
 	if (r->body.len + len > r->max_body) {
 		r->too_large = true;
 		return 0;
@@ -212,8 +255,14 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 {
 	slot *s = userdata;
 
-	return (atomic_load(&s->cancel) || atomic_load(&s->w->abort_all)) ?
-		       1 : 0;
+	if (atomic_load(&s->cancel) || atomic_load(&s->w->abort_all))
+		return 1;
+	if (s->stream_deadline_us > 0 &&
+	    nvcf__mono_us() > s->stream_deadline_us) {
+		s->stream_expired = true;
+		return 1;
+	}
+	return 0;
 }
 
 static void result_init(nvcf_worker *w, Nvcf__InvokeResult *res,
@@ -238,6 +287,93 @@ static uint8_t *result_pack(const Nvcf__InvokeResult *res, size_t *len_out)
 		nvcf__invoke_result__pack(res, buf);
 	*len_out = len;
 	return buf;
+}
+
+/*
+ * Publishes one STREAM message of @p so to the request's reply subject on
+ * core NATS. On failure it records why in so->error and returns false, so
+ * that the curl callback aborts the transfer.
+ */
+static bool stream_publish(stream_out *so, Nvcf__InvokeResult *res)
+{
+	nvcf_worker *w = so->w;
+	int64_t limit = natsConnection_GetMaxPayload(w->conn);
+	unsigned long long seq = (unsigned long long)so->seq;
+	natsStatus ns;
+	uint8_t *buf;
+	size_t len;
+
+	res->stream_seq = so->seq;
+	buf = result_pack(res, &len);
+	if (buf == NULL) {
+		snprintf(so->error, sizeof(so->error),
+			 "out of memory packing stream message %llu", seq);
+		return false;
+	}
+	if ((int64_t)len > limit) {
+		snprintf(so->error, sizeof(so->error),
+			 "stream message %llu of %zu bytes exceeds the NATS "
+			 "max_payload of %lld bytes",
+			 seq, len, (long long)limit);
+		free(buf);
+		return false;
+	}
+	ns = natsConnection_Publish(w->conn, so->req->reply_subject, buf,
+				    (int)len);
+	free(buf);
+	if (ns != NATS_OK) {
+		snprintf(so->error, sizeof(so->error),
+			 "publishing stream message %llu failed: %s", seq,
+			 natsStatus_GetText(ns));
+		return false;
+	}
+	so->seq++;
+	return true;
+}
+
+/* Publishes the head (stream_seq 0): the function's status and headers. */
+static bool stream_send_head(response *r)
+{
+	stream_out *so = r->stream;
+	Nvcf__InvokeResult res;
+
+	result_init(so->w, &res, so->req,
+		    NVCF__RESULT_KIND__RESULT_KIND_STREAM);
+	res.status_code = (int32_t)r->status;
+	res.headers = r->headers;
+	res.n_headers = r->n_headers;
+	if (!stream_publish(so, &res))
+		return false;
+	so->head_sent = true;
+	return true;
+}
+
+/* Publishes body bytes at once, split into pieces of w->stream_piece. */
+static bool stream_send_body(response *r, const char *data, size_t len)
+{
+	stream_out *so = r->stream;
+	Nvcf__InvokeResult res;
+
+	/* curl reports the blank line that ends the head before any body. */
+	if (!so->head_sent && !stream_send_head(r))
+		return false;
+	while (len > 0) {
+		size_t n = len;
+
+		if (n > so->w->stream_piece)
+			n = so->w->stream_piece;
+
+		result_init(so->w, &res, so->req,
+			    NVCF__RESULT_KIND__RESULT_KIND_STREAM);
+		res.body.data = (uint8_t *)data;
+		res.body.len = n;
+		if (!stream_publish(so, &res))
+			return false;
+		so->body_bytes += n;
+		data += n;
+		len -= n;
+	}
+	return true;
 }
 
 /* "Internal Server Error" -> "internal-server-error". */
@@ -787,6 +923,96 @@ static void answer_body_error(slot *s, natsMsg *msg,
 	free(problem);
 }
 
+/* Value of request header @p name (any case), or NULL. */
+static const char *request_header(const Nvcf__InvokeRequest *req,
+				  const char *name)
+{
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (req->headers[i]->name != NULL &&
+		    strcasecmp(req->headers[i]->name, name) == 0)
+			return req->headers[i]->value;
+	return NULL;
+}
+
+/*
+ * Arms the stream deadline of slot @p s: STREAM_MAX_US after the gateway
+ * accepted @p req, so that a stream stops even when no gateway cancels it.
+ */
+static void stream_arm_deadline(slot *s, const Nvcf__InvokeRequest *req)
+{
+	int64_t now = nvcf__now_us();
+	int64_t start = req->request_time_us > 0 && req->request_time_us < now
+				? req->request_time_us
+				: now;
+
+	s->stream_deadline_us = nvcf__mono_us() + (start + STREAM_MAX_US - now);
+	s->stream_expired = false;
+}
+
+/*
+ * Ends a streamed response whose head went out: publishes the FINAL that
+ * closes the stream (with the error, if it broke off) to the caller and
+ * stores it on res.{requestId}, then acknowledges the request. The stored
+ * record keeps no body. It lets a redelivery be acknowledged without
+ * calling the function again, and lets a poll report that the response
+ * was streamed.
+ */
+static void finish_stream(slot *s, natsMsg *msg,
+			  const Nvcf__InvokeRequest *req, const response *r,
+			  const stream_out *so, CURLcode rc)
+{
+	nvcf_worker *w = s->w;
+	Nvcf__InvokeResult res;
+	char error[320] = "";
+
+	if (so->error[0] != '\0')
+		snprintf(error, sizeof(error), "%s", so->error);
+	else if (rc != CURLE_OK && s->stream_expired)
+		snprintf(error, sizeof(error),
+			 "stream exceeded the limit of %lld s",
+			 (long long)(STREAM_MAX_US / 1000000));
+	else if (rc == CURLE_ABORTED_BY_CALLBACK)
+		snprintf(error, sizeof(error),
+			 "worker stopped before the stream ended");
+	else if (rc != CURLE_OK)
+		snprintf(error, sizeof(error), "function stream failed: %s",
+			 curl_easy_strerror(rc));
+	if (error[0] != '\0')
+		nvcf_log_warn(SUB, "request %s: %s after %llu body bytes; "
+			      "ending the stream with an error",
+			      req->request_id, error,
+			      (unsigned long long)so->body_bytes);
+	else
+		nvcf_log_debug(SUB, "request %s: streamed %llu body bytes in "
+			       "%llu messages", req->request_id,
+			       (unsigned long long)so->body_bytes,
+			       (unsigned long long)so->seq);
+
+	result_init(w, &res, req, NVCF__RESULT_KIND__RESULT_KIND_FINAL);
+	res.streamed = true;
+	res.stream_seq = so->seq;
+	res.status_code = (int32_t)r->status;
+	if (error[0] != '\0')
+		res.error = error;
+	/*
+	 * The caller already has the response, so a failed store still
+	 * acknowledges: handing the request back would call the function
+	 * a second time for a caller that no longer waits.
+	 */
+	if (publish_final(w, req, &res) != NVCF_OK)
+		nvcf_log_error(SUB, "storing the end of the stream of request "
+			       "%s failed: %s; acknowledging it anyway",
+			       req->request_id, nvcf_error_last()->message);
+	release(s);
+	if (natsMsg_Ack(msg, NULL) != NATS_OK)
+		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
+			      "redelivery will find its stored result",
+			      req->request_id);
+	drop_request_chunks(w, req);
+	stat_add(w, error[0] != '\0' ? &w->stats.failed :
+					&w->stats.completed);
+}
+
 static void handle(slot *s, natsMsg *msg)
 {
 	nvcf_worker *w = s->w;
@@ -795,12 +1021,14 @@ static void handle(slot *s, natsMsg *msg)
 	ProtobufCBinaryData sent_body = {0, NULL};
 	uint8_t *body = NULL;
 	response r = {0};
+	stream_out so = {0};
 	jsErrCode jerr = 0;
 	char *problem = NULL;
 	long status = 0;
+	bool streaming;
 	CURLcode rc;
-	uint8_t *buf;
-	size_t len;
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	nvcf_status st;
 
 	req = nvcf__invoke_request__unpack(
@@ -825,9 +1053,22 @@ static void handle(slot *s, natsMsg *msg)
 		return;
 	}
 	r.max_body = w->max_response_bytes;
-
-	result_init(w, &res, req, NVCF__RESULT_KIND__RESULT_KIND_ACCEPTED);
-	buf = result_pack(&res, &len);
+	/*
+	 * A streamed request sends no ACCEPTED: its gateway waits for the
+	 * response head, which the stream sends as soon as curl has it.
+	 */
+	streaming = req->reply_subject != NULL &&
+		    req->reply_subject[0] != '\0' &&
+		    nvcf__accepts_event_stream(request_header(req, "Accept"));
+	if (streaming) {
+		so.w = w;
+		so.req = req;
+		r.stream = &so;
+	} else {
+		result_init(w, &res, req,
+			    NVCF__RESULT_KIND__RESULT_KIND_ACCEPTED);
+		buf = result_pack(&res, &len);
+	}
 	hold(s, msg, req, buf, len);
 
 	if (req->body_chunks > 0) {
@@ -852,7 +1093,10 @@ static void handle(slot *s, natsMsg *msg)
 		req->body.len = (size_t)req->body_size;
 	}
 
+	if (streaming)
+		stream_arm_deadline(s, req);
 	rc = call_function(s, req, &r, &status);
+	s->stream_deadline_us = 0;
 	if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&s->cancel)) {
 		nvcf_log_info(SUB, "request %s canceled; acknowledging it "
 			      "without a result", req->request_id);
@@ -860,6 +1104,10 @@ static void handle(slot *s, natsMsg *msg)
 		natsMsg_AckSync(msg, NULL, &jerr);
 		drop_request_chunks(w, req);
 		stat_add(w, &w->stats.canceled);
+		goto out;
+	}
+	if (so.head_sent) {
+		finish_stream(s, msg, req, &r, &so, rc);
 		goto out;
 	}
 	if (rc == CURLE_ABORTED_BY_CALLBACK) {
@@ -888,10 +1136,14 @@ static void handle(slot *s, natsMsg *msg)
 		nvcf_log_warn(SUB, "calling the function for request %s "
 			      "failed: %s", req->request_id,
 			      too_large ? "response too large" :
+			      so.error[0] != '\0' ? so.error :
 			      curl_easy_strerror(rc));
 		status = 502;
 		response_free(&r);
-		if (too_large) {
+		if (so.error[0] != '\0') {
+			/* The head of a stream could not be sent. */
+			problem = problem_body(502, NULL, 0, so.error);
+		} else if (too_large) {
 			char detail[160];
 
 			snprintf(detail, sizeof(detail),
@@ -902,7 +1154,8 @@ static void handle(slot *s, natsMsg *msg)
 		} else {
 			problem = problem_body(502, NULL, 0, NULL);
 		}
-		res.error = too_large ? "response exceeds "
+		res.error = so.error[0] != '\0' ? so.error :
+			    too_large ? "response exceeds "
 					"NVCF-MAX-RESPONSE-SIZE-BYTES" :
 					(char *)curl_easy_strerror(rc);
 		replace_content_type(&r, "application/problem+json");
@@ -1163,6 +1416,8 @@ nvcf_status nvcf_worker_new(nvcf_worker **out, const nvcf_worker_options *opts)
 	w->chunk_size = nvcf__chunk_size(natsConnection_GetMaxPayload(w->conn));
 	w->inline_limit = nvcf__inline_limit(
 		0, natsConnection_GetMaxPayload(w->conn));
+	w->stream_piece = w->chunk_size < STREAM_PIECE_MAX ? w->chunk_size :
+							     STREAM_PIECE_MAX;
 	/* A version 1 struct ends at grace_ms. */
 	if (opts->version >= 2) {
 		if (opts->max_response_bytes > 0)

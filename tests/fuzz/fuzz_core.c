@@ -11,6 +11,7 @@
 #include "core/internal.h"
 #include "nvcf.pb-c.h"
 #include "nvcf/request.h"
+#include "request/request_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -45,6 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		nvcf_request_header_forwardable(text);
 		nvcf__uuid_valid(text);
 		nvcf__bearer_token(text);
+		nvcf__accepts_event_stream(text);
+		nvcf__accept_is_event_stream(text);
 		break;
 	case 4: {
 		Nvcf__InvokeRequest *r =

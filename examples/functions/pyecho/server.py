@@ -12,10 +12,22 @@ Listens on 127.0.0.1:$PORT (HTTP/1.1, keep-alive). Routes:
   GET  /env              200 the process environment as JSON
   GET  /seen?id=ID       200 {"id", "count"}: how many requests with
                          NVCF-REQID ID this process received
+  ANY  /stream           Server-Sent Events: with "Accept: text/event-stream"
+                         a chunked text/event-stream of X-Stream-Events
+                         events (default 5), X-Stream-Interval seconds
+                         apart (default 0.2), each "id: N", "event: tick"
+                         and "data: {"n": N, "of": COUNT}". Without that
+                         Accept, the same events as one JSON response
+                         {"events": [...]} once they are all made.
+                         X-Stream-Bytes: n pads each data line to n bytes;
+                         X-Stream-Head-Delay: s waits s seconds before the
+                         head; X-Stream-Fail-After: n closes the connection
+                         after n events without ending the stream.
 """
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -36,6 +48,27 @@ def _note_request_id(headers):
 		return
 	with _seen_lock:
 		_seen[request_id] = _seen.get(request_id, 0) + 1
+
+
+def _header_number(headers, name, default, kind=float):
+	try:
+		return kind(headers.get(name) or default)
+	except ValueError:
+		return default
+
+
+def _wants_event_stream(headers):
+	for item in (headers.get("Accept") or "").split(","):
+		if item.split(";")[0].strip().lower() == "text/event-stream":
+			return True
+	return False
+
+
+def _event(n, count, pad):
+	data = json.dumps({"n": n, "of": count})
+	if pad > len(data):
+		data += " " * (pad - len(data))
+	return "id: %d\nevent: tick\ndata: %s\n\n" % (n, data)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -74,6 +107,59 @@ class Handler(BaseHTTPRequestHandler):
 		if self.command != "HEAD":
 			self.wfile.write(data)
 
+	def _stream(self):
+		"""Serves /stream; see the module docstring."""
+		request_id = self.headers.get("NVCF-REQID") or "-"
+		count = _header_number(self.headers, "X-Stream-Events", 5, int)
+		interval = _header_number(self.headers, "X-Stream-Interval", 0.2)
+		pad = _header_number(self.headers, "X-Stream-Bytes", 0, int)
+		fail_after = _header_number(self.headers, "X-Stream-Fail-After",
+					    -1, int)
+		_note_request_id(self.headers)
+		time.sleep(_header_number(self.headers, "X-Stream-Head-Delay", 0))
+		if not _wants_event_stream(self.headers):
+			events = []
+			for n in range(1, count + 1):
+				events.append(_event(n, count, pad))
+				time.sleep(interval)
+			self._send(200, {"events": events})
+			return
+		self.send_response(200)
+		self.send_header("Content-Type", "text/event-stream")
+		self.send_header("Cache-Control", "no-cache")
+		self.send_header("Transfer-Encoding", "chunked")
+		self.send_header("X-Echo-Pid", str(os.getpid()))
+		self.end_headers()
+		self.wfile.flush()
+		sent = 0
+		try:
+			for n in range(1, count + 1):
+				if n > 1 and interval > 0:
+					time.sleep(interval)
+				if sent == fail_after:
+					sys.stderr.write("pyecho: stream %s broken off "
+							 "after %d events\n" %
+							 (request_id, sent))
+					sys.stderr.flush()
+					self.close_connection = True
+					self.connection.shutdown(socket.SHUT_RDWR)
+					return
+				data = _event(n, count, pad).encode()
+				self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+				self.wfile.flush()
+				sent += 1
+			self.wfile.write(b"0\r\n\r\n")
+			self.wfile.flush()
+		except (BrokenPipeError, ConnectionResetError):
+			sys.stderr.write("pyecho: stream %s closed by the client "
+					 "after %d events\n" % (request_id, sent))
+			sys.stderr.flush()
+			self.close_connection = True
+			return
+		sys.stderr.write("pyecho: stream %s sent %d events\n" %
+				 (request_id, sent))
+		sys.stderr.flush()
+
 	def _route(self):
 		url = urlsplit(self.path)
 		path = url.path
@@ -103,6 +189,9 @@ class Handler(BaseHTTPRequestHandler):
 			self.end_headers()
 			if self.command != "HEAD":
 				self.wfile.write(body)
+			return
+		if path == "/stream":
+			self._stream()
 			return
 		if path == "/fail":
 			_note_request_id(self.headers)
