@@ -858,9 +858,29 @@ static nvcf_status fetch_request_body(nvcf_worker *w,
 }
 
 /*
- * Stores the final result @p res of the request in @p msg, releases slot
- * @p s, acks the request and purges its body chunks, counting it in
- * @p counter. A failed store hands the request back instead.
+ * Releases slot @p s, acks the request in @p msg and purges its body
+ * chunks, counting it in @p counter. The ack needs no reply because the
+ * final result is stored first: if the ack is lost, the redelivery finds
+ * that result and is acked without a call.
+ */
+static void acknowledge(slot *s, natsMsg *msg,
+			const Nvcf__InvokeRequest *req, uint64_t *counter)
+{
+	nvcf_worker *w = s->w;
+
+	release(s);
+	if (natsMsg_Ack(msg, NULL) != NATS_OK)
+		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
+			      "redelivery will find its stored result",
+			      req->request_id);
+	drop_request_chunks(w, req);
+	stat_add(w, counter);
+}
+
+/*
+ * Stores the final result @p res of the request in @p msg, then
+ * acknowledges it, counting it in @p counter. A failed store hands the
+ * request back instead.
  */
 static void conclude(slot *s, natsMsg *msg, const Nvcf__InvokeRequest *req,
 		     Nvcf__InvokeResult *res, uint64_t *counter)
@@ -876,17 +896,7 @@ static void conclude(slot *s, natsMsg *msg, const Nvcf__InvokeRequest *req,
 		stat_add(w, &w->stats.failed);
 		return;
 	}
-	release(s);
-	/*
-	 * The result is stored, so the ack needs no reply. If the ack is lost,
-	 * the redelivery finds the stored result and is acked without a call.
-	 */
-	if (natsMsg_Ack(msg, NULL) != NATS_OK)
-		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
-			      "redelivery will find its stored result",
-			      req->request_id);
-	drop_request_chunks(w, req);
-	stat_add(w, counter);
+	acknowledge(s, msg, req, counter);
 }
 
 /*
@@ -1003,14 +1013,8 @@ static void finish_stream(slot *s, natsMsg *msg,
 		nvcf_log_error(SUB, "storing the end of the stream of request "
 			       "%s failed: %s; acknowledging it anyway",
 			       req->request_id, nvcf_error_last()->message);
-	release(s);
-	if (natsMsg_Ack(msg, NULL) != NATS_OK)
-		nvcf_log_warn(SUB, "acknowledging request %s failed; a "
-			      "redelivery will find its stored result",
-			      req->request_id);
-	drop_request_chunks(w, req);
-	stat_add(w, error[0] != '\0' ? &w->stats.failed :
-					&w->stats.completed);
+	acknowledge(s, msg, req,
+		    error[0] != '\0' ? &w->stats.failed : &w->stats.completed);
 }
 
 static void handle(slot *s, natsMsg *msg)
