@@ -146,9 +146,10 @@ static unsigned int count_exits(nvcf__instance_track *t,
 		n--;
 	/*
 	 * Seen running again after an engine restart, the container may
-	 * report exit code 0: keep the status of the exit we saw last.
+	 * report exit code 0 (podman does): keep the status of the exit seen
+	 * last, or none when no look caught the container exited.
 	 */
-	if (n > 0 && (exited || s->exit_code != 0 || t->last_exit_code < 0)) {
+	if (n > 0 && (exited || s->exit_code != 0)) {
 		t->last_exit_code = s->exit_code;
 		t->last_oom = s->oom_killed;
 	}
@@ -221,12 +222,20 @@ void nvcf__instance_observe(nvcf__instance_track *t,
 
 	if (p->restarts && p->crash_loop_exits &&
 	    recent >= p->crash_loop_exits) {
+		char status[64];
+
+		if (t->last_exit_code >= 0)
+			snprintf(status, sizeof(status), "%d",
+				 t->last_exit_code);
+		else
+			snprintf(status, sizeof(status), "unknown (the "
+				 "engine restarted it between two looks)");
 		verdict(t, v, NVCF__INSTANCE_FAILED, NVCF__REASON_CRASH_LOOP,
 			o->logs,
 			"crash loop: container exited %u times within %lld s; "
-			"last exit status %d%s",
+			"last exit status %s%s",
 			recent, (long long)(p->crash_loop_window_us / 1000000),
-			t->last_exit_code, oom_note(t));
+			status, oom_note(t));
 		return;
 	}
 

@@ -249,11 +249,15 @@ def test_crash_loop_with_engine_restart_policy(tool):
                         "--timeout-s", 30)
     assert verdict["phase"] == "failed", verdict
     assert verdict["state"] == "container-restart-loop"
-    assert verdict["exit_code"] == 4
+    # podman reports exit code 0 for the restarted container, so the
+    # status is known only when a look caught it exited; never 0.
+    assert verdict["exit_code"] in (4, -1), verdict
+    status = "4" if verdict["exit_code"] == 4 else \
+        "unknown (the engine restarted it between two looks)"
     assert verdict["recent_exits"] >= 3
     assert verdict["message"].startswith(
         "crash loop: container exited %d times within 60 s; last exit "
-        "status 4; last log lines:\n" % verdict["recent_exits"])
+        "status %s; last log lines:\n" % (verdict["recent_exits"], status))
     assert verdict["message"].endswith("crashing")
     assert tool.json("inspect", cid)["restart_count"] >= 2
 

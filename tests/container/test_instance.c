@@ -151,6 +151,27 @@ START_TEST(test_crash_loop_engine_restarts)
 }
 END_TEST
 
+START_TEST(test_crash_loop_never_seen_exited)
+{
+	nvcf__instance_policy p = NVCF__INSTANCE_POLICY_INIT;
+	nvcf__instance_track t = {0};
+	nvcf__docker_state a = st(NVCF__DOCKER_RUNNING, 0, 0, "");
+	/* Each look finds it running again, with podman's exit code 0. */
+	nvcf__docker_state b = st(NVCF__DOCKER_RUNNING, 0, 3, "T3");
+	nvcf__instance_verdict v;
+
+	look(&t, &p, 0, &a, NVCF__PROBE_UNKNOWN, NULL);
+	v = look(&t, &p, SEC, &b, NVCF__PROBE_FAILING, "boom\n");
+	ck_assert_int_eq(v.phase, NVCF__INSTANCE_FAILED);
+	ck_assert_int_eq(v.reason, NVCF__REASON_CRASH_LOOP);
+	ck_assert_int_eq(v.exit_code, -1);
+	ck_assert_str_eq(v.message, "crash loop: container exited 3 times "
+				    "within 600 s; last exit status unknown "
+				    "(the engine restarted it between two "
+				    "looks); last log lines:\nboom");
+}
+END_TEST
+
 START_TEST(test_crash_loop_agent_restarts_and_window)
 {
 	nvcf__instance_policy p = NVCF__INSTANCE_POLICY_INIT;
@@ -304,6 +325,7 @@ int main(void)
 	tcase_add_test(tc, test_oom_is_named);
 	tcase_add_test(tc, test_task_exit_zero_succeeds);
 	tcase_add_test(tc, test_crash_loop_engine_restarts);
+	tcase_add_test(tc, test_crash_loop_never_seen_exited);
 	tcase_add_test(tc, test_crash_loop_agent_restarts_and_window);
 	tcase_add_test(tc, test_health_within_and_past_startup);
 	tcase_add_test(tc, test_healthy_then_degraded);

@@ -18,6 +18,13 @@ import pytest
 
 import nvcf
 
+# `make test-sanitize` preloads the AddressSanitizer runtime so that this
+# interpreter can load the sanitized library. The compilers, pkg-config
+# and daemons that tests start must not inherit it, so it moves to
+# TEST_ASAN_PRELOAD, from which test_lib.py's child interpreters take it.
+if os.environ.get("LD_PRELOAD"):
+    os.environ["TEST_ASAN_PRELOAD"] = os.environ.pop("LD_PRELOAD")
+
 SOURCE = os.environ.get("NVCF_SOURCE_DIR", os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 BUILD = os.environ.get("NVCF_BUILD_DIR", os.path.join(SOURCE, "build"))

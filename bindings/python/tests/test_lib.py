@@ -26,6 +26,8 @@ def run_python(code, env_overrides, tmp_path):
     env["PKG_CONFIG_PATH"] = str(empty)
     env["PKG_CONFIG_LIBDIR"] = str(empty)
     env["PYTHONPATH"] = BINDING
+    if os.environ.get("TEST_ASAN_PRELOAD"):
+        env["LD_PRELOAD"] = os.environ["TEST_ASAN_PRELOAD"]
     env.update(env_overrides)
     return subprocess.run([sys.executable, "-c", code], env=env,
                           capture_output=True, text=True, timeout=60)
