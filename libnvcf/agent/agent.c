@@ -138,17 +138,6 @@ struct nvcf_agent {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static char *dup_str(const char *s)
 {
 	return nvcf__strdup(s ? s : "");
@@ -513,7 +502,7 @@ static bool wait_exit(nvcf_agent *a, instance *in, const bool *exited,
 		left = (deadline - nvcf__mono_us()) / 1000;
 		if (left <= 0)
 			return false;
-		deadline_after(&ts, in->adopted && left > 50 ? 50 : left);
+		nvcf__deadline_after(&ts, in->adopted && left > 50 ? 50 : left);
 		pthread_cond_timedwait(&a->cond, &a->lock, &ts);
 	}
 }
@@ -816,56 +805,22 @@ out:
 	return error;
 }
 
-typedef struct envb {
-	char **v;
-	size_t n;
-} envb;
-
-static void env_set(envb *e, const char *name, const char *value)
-{
-	size_t nlen = strlen(name);
-	char *entry = nvcf__asprintf("%s=%s", name, value ? value : "");
-
-	if (entry == NULL)
-		return;
-	for (size_t i = 0; i < e->n; i++) {
-		if (strncmp(e->v[i], name, nlen) == 0 && e->v[i][nlen] == '=') {
-			free(e->v[i]);
-			e->v[i] = entry;
-			return;
-		}
-	}
-	e->v[e->n++] = entry;
-	e->v[e->n] = NULL;
-}
-
-static void env_free(envb *e)
-{
-	for (size_t i = 0; e->v && i < e->n; i++)
-		free(e->v[i]);
-	free(e->v);
-}
-
 static bool build_env(nvcf_agent *a, instance *in, const launch *l,
-		      envb *e)
+		      nvcf__env *e)
 {
 	const nvcf__backend_spec *s = &a->backend->spec;
 	static const char *const inherited[] = {"PATH", "HOME", "LANG"};
 	char port[16], devices[MAX_GPUS_PER_INSTANCE * 4 + 1] = "";
 
-	e->n = 0;
-	e->v = calloc(l->n_env + 32, sizeof(char *));
-	if (e->v == NULL)
-		return false;
 	/* A container keeps its image's PATH and HOME. */
 	for (size_t i = 0; i < sizeof(inherited) / sizeof(inherited[0]); i++)
 		if (!l->container && getenv(inherited[i]) != NULL)
-			env_set(e, inherited[i], getenv(inherited[i]));
+			nvcf__env_set(e, inherited[i], getenv(inherited[i]));
 	for (size_t i = 0; i < l->n_env; i++) {
 		char *eq = strchr(l->env[i], '=');
 
 		*eq = '\0';
-		env_set(e, l->env[i], eq + 1);
+		nvcf__env_set(e, l->env[i], eq + 1);
 		*eq = '=';
 	}
 	for (unsigned int i = 0; i < in->n_gpus; i++) {
@@ -875,20 +830,20 @@ static bool build_env(nvcf_agent *a, instance *in, const launch *l,
 			 i ? "," : "", in->gpus[i]);
 	}
 	snprintf(port, sizeof(port), "%d", in->port);
-	env_set(e, "PORT", port);
-	env_set(e, "NVCF_INFERENCE_PORT", port);
+	nvcf__env_set(e, "PORT", port);
+	nvcf__env_set(e, "NVCF_INFERENCE_PORT", port);
 	/* Lets a restarted agent tell this process from a reused pid. */
-	env_set(e, "NVCF_INSTANCE_ID", in->id);
-	env_set(e, "NVCF_FUNCTION_ID", in->function_id);
-	env_set(e, "NVCF_FUNCTION_VERSION_ID", in->version_id);
-	env_set(e, "NVCF_FUNCTION_NAME", l->function_name);
-	env_set(e, "NVCF_NCA_ID", in->nca_id);
-	env_set(e, "NVCF_INSTANCETYPE", in->instance_type);
-	env_set(e, "NVCF_BACKEND", s->cluster_group);
-	env_set(e, "NVCF_REGION", s->region);
-	env_set(e, "CUDA_VISIBLE_DEVICES", devices);
-	env_set(e, "NVIDIA_VISIBLE_DEVICES", devices);
-	return true;
+	nvcf__env_set(e, "NVCF_INSTANCE_ID", in->id);
+	nvcf__env_set(e, "NVCF_FUNCTION_ID", in->function_id);
+	nvcf__env_set(e, "NVCF_FUNCTION_VERSION_ID", in->version_id);
+	nvcf__env_set(e, "NVCF_FUNCTION_NAME", l->function_name);
+	nvcf__env_set(e, "NVCF_NCA_ID", in->nca_id);
+	nvcf__env_set(e, "NVCF_INSTANCETYPE", in->instance_type);
+	nvcf__env_set(e, "NVCF_BACKEND", s->cluster_group);
+	nvcf__env_set(e, "NVCF_REGION", s->region);
+	nvcf__env_set(e, "CUDA_VISIBLE_DEVICES", devices);
+	nvcf__env_set(e, "NVIDIA_VISIBLE_DEVICES", devices);
+	return e->v != NULL;
 }
 
 static size_t discard(char *data, size_t size, size_t n, void *userdata)
@@ -970,7 +925,7 @@ static void *start_main(void *arg)
 	const nvcf__backend_spec *s = &a->backend->spec;
 	char port_text[16], url[256], concurrency[16], last_result[256] = "none";
 	char **args = NULL, **argv = NULL, *error = NULL;
-	envb env = {0};
+	nvcf__env env = {0};
 	launch l;
 	size_t argc = 0;
 	bool healthy = false;
@@ -1058,7 +1013,7 @@ static void *start_main(void *arg)
 		if (in->ctr != NULL &&
 		    (error = nvcf__crt_check(a->crt, in->ctr)) != NULL)
 			goto failed;
-		deadline_after(&ts, 100);
+		nvcf__deadline_after(&ts, 100);
 		pthread_mutex_lock(&a->lock);
 		if (!in->pid_exited && !in->stopping)
 			pthread_cond_timedwait(&a->cond, &a->lock, &ts);
@@ -1151,7 +1106,7 @@ done:
 	free(error);
 	free(argv);
 	nvcf__shell_free(args);
-	env_free(&env);
+	nvcf__env_free(&env);
 	launch_free(&l);
 	pthread_mutex_lock(&a->lock);
 	a->busy--;
@@ -1701,7 +1656,7 @@ static void *reconcile_main(void *arg)
 		size_t n_ended = 0;
 		bool stop;
 
-		deadline_after(&ts, a->reconcile_ms);
+		nvcf__deadline_after(&ts, a->reconcile_ms);
 		pthread_mutex_lock(&a->lock);
 		while (!a->stopping && !a->kicked &&
 		       pthread_cond_timedwait(&a->cond, &a->lock, &ts) !=
@@ -2348,7 +2303,7 @@ static void *heartbeat_main(void *arg)
 		uint64_t changes;
 		bool stop;
 
-		deadline_after(&ts, a->heartbeat_ms);
+		nvcf__deadline_after(&ts, a->heartbeat_ms);
 		pthread_mutex_lock(&a->lock);
 		while (!a->stopping &&
 		       nvcf__gpu_changes(a->pool) == written &&
@@ -2362,7 +2317,7 @@ static void *heartbeat_main(void *arg)
 			break;
 		cluster_write(a);
 		written = changes;
-		deadline_after(&ts, INVENTORY_WRITE_GAP_MS);
+		nvcf__deadline_after(&ts, INVENTORY_WRITE_GAP_MS);
 		pthread_mutex_lock(&a->lock);
 		while (!a->stopping &&
 		       pthread_cond_timedwait(&a->cond, &a->lock, &ts) !=

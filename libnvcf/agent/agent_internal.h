@@ -128,6 +128,23 @@ nvcf_status nvcf__shell_split(const char *text, const char *port,
 
 void nvcf__shell_free(char **argv);
 
+/* ---- environments --------------------------------------------------------- */
+
+/* An environment being built: "NAME=VALUE" entries, NULL-terminated. */
+typedef struct nvcf__env {
+	char **v;
+	size_t n, cap;
+} nvcf__env;
+
+/*
+ * Sets @p name to @p value (NULL means empty) in @p e, replacing an entry
+ * of the same name. Out of memory leaves @p e without the entry.
+ */
+void nvcf__env_set(nvcf__env *e, const char *name, const char *value);
+
+/* Releases the entries of @p e and resets it to empty. */
+void nvcf__env_free(nvcf__env *e);
+
 /* ---- GPU allocation ---------------------------------------------------- */
 
 /* Device indices of every GPU type of a backend. Not thread-safe. */

@@ -505,17 +505,6 @@ static void unwatch_locked(nvcf__crt *rt, nvcf__crt_ctr *c)
 	c->wnext = NULL;
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static void *watch_main(void *arg)
 {
 	nvcf__crt *rt = arg;
@@ -527,7 +516,7 @@ static void *watch_main(void *arg)
 		struct timespec ts;
 		size_t n = 0;
 
-		deadline_after(&ts, rt->poll_ms);
+		nvcf__deadline_after(&ts, rt->poll_ms);
 		pthread_mutex_lock(&rt->lock);
 		while (!rt->stop &&
 		       pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) !=

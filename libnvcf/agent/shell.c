@@ -176,3 +176,43 @@ nvcf_status nvcf__shell_split(const char *text, const char *port,
 		*argc_out = w.argc;
 	return NVCF_OK;
 }
+
+/* ---- environments --------------------------------------------------------- */
+
+void nvcf__env_set(nvcf__env *e, const char *name, const char *value)
+{
+	size_t nlen = strlen(name);
+	char *entry = nvcf__asprintf("%s=%s", name, value ? value : "");
+
+	if (entry == NULL)
+		return;
+	for (size_t i = 0; i < e->n; i++) {
+		if (strncmp(e->v[i], name, nlen) == 0 && e->v[i][nlen] == '=') {
+			free(e->v[i]);
+			e->v[i] = entry;
+			return;
+		}
+	}
+	if (e->n + 1 >= e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 32;
+		char **v = realloc(e->v, cap * sizeof(char *));
+
+		if (v == NULL) {
+			free(entry);
+			return;
+		}
+		e->v = v;
+		e->cap = cap;
+	}
+	e->v[e->n++] = entry;
+	e->v[e->n] = NULL;
+}
+
+void nvcf__env_free(nvcf__env *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->v[i]);
+	free(e->v);
+	e->v = NULL;
+	e->n = e->cap = 0;
+}

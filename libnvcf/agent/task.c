@@ -96,17 +96,6 @@ static const char *jstr(const cJSON *obj, const char *name)
 	return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static void add_time(cJSON *obj, const char *name, int64_t us)
 {
 	char stamp[32];
@@ -250,54 +239,13 @@ static bool proc_runs_with(pid_t pid, const char *entry)
 
 /* ---- environment -------------------------------------------------------- */
 
-typedef struct envv {
-	char **v;
-	size_t n, cap;
-} envv;
-
-static void env_set(envv *e, const char *name, const char *value)
-{
-	size_t nlen = strlen(name);
-	char *entry = nvcf__asprintf("%s=%s", name, value ? value : "");
-
-	if (entry == NULL)
-		return;
-	for (size_t i = 0; i < e->n; i++) {
-		if (strncmp(e->v[i], name, nlen) == 0 && e->v[i][nlen] == '=') {
-			free(e->v[i]);
-			e->v[i] = entry;
-			return;
-		}
-	}
-	if (e->n + 1 >= e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 32;
-		char **v = realloc(e->v, cap * sizeof(char *));
-
-		if (v == NULL) {
-			free(entry);
-			return;
-		}
-		e->v = v;
-		e->cap = cap;
-	}
-	e->v[e->n++] = entry;
-	e->v[e->n] = NULL;
-}
-
-static void env_free(envv *e)
-{
-	for (size_t i = 0; i < e->n; i++)
-		free(e->v[i]);
-	free(e->v);
-}
-
 /*
  * The variables NVCT gives a task, plus the GPUs it holds: the one list
  * for processes, containers and the pods of Helm tasks. With @p container
  * the task runs in its own file system (a container or a pod), so the
  * paths are those of the results mount, NVCF__TASK_RESULTS_MOUNT.
  */
-static void build_env(rtask *t, const cJSON *rec, envv *e, bool container)
+static void build_env(rtask *t, const cJSON *rec, nvcf__env *e, bool container)
 {
 	static const char *const inherited[] = {"PATH", "HOME", "LANG"};
 	const nvcf__backend *b = nvcf__agent_backend(t->r->agent);
@@ -308,13 +256,13 @@ static void build_env(rtask *t, const cJSON *rec, envv *e, bool container)
 	for (size_t i = 0; !container &&
 	     i < sizeof(inherited) / sizeof(inherited[0]); i++)
 		if (getenv(inherited[i]) != NULL)
-			env_set(e, inherited[i], getenv(inherited[i]));
+			nvcf__env_set(e, inherited[i], getenv(inherited[i]));
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(
 				   rec, "containerEnvironment")) {
 		const char *k = jstr(item, "key");
 
 		if (k != NULL && k[0] != '\0' && strchr(k, '=') == NULL)
-			env_set(e, k, jstr(item, "value"));
+			nvcf__env_set(e, k, jstr(item, "value"));
 	}
 	for (unsigned int i = 0; i < t->n_gpus; i++) {
 		size_t len = strlen(devices);
@@ -322,27 +270,27 @@ static void build_env(rtask *t, const cJSON *rec, envv *e, bool container)
 		snprintf(devices + len, sizeof(devices) - len, "%s%u",
 			 i ? "," : "", t->gpus[i]);
 	}
-	env_set(e, "NVCT_TASK_ID", t->id);
-	env_set(e, "NVCT_TASK_NAME", jstr(rec, "name"));
-	env_set(e, "NVCT_NCA_ID", t->nca_id);
-	env_set(e, "NVCT_INSTANCE_ID", t->instance_id);
-	env_set(e, "NVCT_PROGRESS_FILE_PATH", container ?
+	nvcf__env_set(e, "NVCT_TASK_ID", t->id);
+	nvcf__env_set(e, "NVCT_TASK_NAME", jstr(rec, "name"));
+	nvcf__env_set(e, "NVCT_NCA_ID", t->nca_id);
+	nvcf__env_set(e, "NVCT_INSTANCE_ID", t->instance_id);
+	nvcf__env_set(e, "NVCT_PROGRESS_FILE_PATH", container ?
 		NVCF__TASK_RESULTS_MOUNT "/progress" : t->progress);
-	env_set(e, "NVCT_RESULTS_DIR", container ? NVCF__TASK_RESULTS_MOUNT :
+	nvcf__env_set(e, "NVCT_RESULTS_DIR", container ? NVCF__TASK_RESULTS_MOUNT :
 		t->results);
 	if (jstr(rec, "maxRuntimeDuration") != NULL)
-		env_set(e, "NVCT_MAX_RUN_TIME_DURATION",
+		nvcf__env_set(e, "NVCT_MAX_RUN_TIME_DURATION",
 			jstr(rec, "maxRuntimeDuration"));
-	env_set(e, "NVCT_RESULT_HANDLING_STRATEGY",
+	nvcf__env_set(e, "NVCT_RESULT_HANDLING_STRATEGY",
 		jstr(rec, "resultHandlingStrategy") ?
 		jstr(rec, "resultHandlingStrategy") : "UPLOAD");
-	env_set(e, "NVCF_REGION", b->spec.region);
-	env_set(e, "NVCF_BACKEND", b->spec.cluster_group);
-	env_set(e, "NVCF_INSTANCETYPE", t->instance_type);
-	env_set(e, "NVCF_INSTANCETYPE_VALUE", t->instance_type);
-	env_set(e, "NVCF_ENV", "local");
-	env_set(e, "CUDA_VISIBLE_DEVICES", devices);
-	env_set(e, "NVIDIA_VISIBLE_DEVICES", devices);
+	nvcf__env_set(e, "NVCF_REGION", b->spec.region);
+	nvcf__env_set(e, "NVCF_BACKEND", b->spec.cluster_group);
+	nvcf__env_set(e, "NVCF_INSTANCETYPE", t->instance_type);
+	nvcf__env_set(e, "NVCF_INSTANCETYPE_VALUE", t->instance_type);
+	nvcf__env_set(e, "NVCF_ENV", "local");
+	nvcf__env_set(e, "CUDA_VISIBLE_DEVICES", devices);
+	nvcf__env_set(e, "NVIDIA_VISIBLE_DEVICES", devices);
 }
 
 /* ---- records and reports ------------------------------------------------ */
@@ -689,7 +637,7 @@ static bool wait_exit_locked(rtask *t, int64_t ms)
 
 		if (left <= 0)
 			return false;
-		deadline_after(&ts, left);
+		nvcf__deadline_after(&ts, left);
 		pthread_cond_timedwait(&t->r->cond, &t->r->lock, &ts);
 	}
 	return true;
@@ -786,7 +734,7 @@ static char *start_process(rtask *t, const cJSON *rec, const char *path,
 	nvcf__task_runner *r = t->r;
 	const char *args = jstr(rec, "containerArgs");
 	char **words = NULL, **argv = NULL, *error = NULL;
-	envv env = {0};
+	nvcf__env env = {0};
 	size_t argc = 0;
 	int rc;
 
@@ -821,7 +769,7 @@ static char *start_process(rtask *t, const cJSON *rec, const char *path,
 out:
 	free(argv);
 	nvcf__shell_free(words);
-	env_free(&env);
+	nvcf__env_free(&env);
 	return error;
 }
 
@@ -846,7 +794,7 @@ static char *start_container(rtask *t, const cJSON *rec, bool *skipped)
 	const char *args = jstr(rec, "containerArgs");
 	char **words = NULL, *bind = NULL, *error = NULL;
 	const char *binds[1];
-	envv env = {0};
+	nvcf__env env = {0};
 	size_t argc = 0;
 
 	*skipped = start_skipped(t);
@@ -885,7 +833,7 @@ static char *start_container(rtask *t, const cJSON *rec, bool *skipped)
 out:
 	free(bind);
 	nvcf__shell_free(words);
-	env_free(&env);
+	nvcf__env_free(&env);
 	return error;
 }
 
@@ -897,7 +845,7 @@ out:
 static char *start_helm(rtask *t, const cJSON *rec, bool *skipped)
 {
 	nvcf__helm_task task = {NULL, t->results};
-	envv env = {0};
+	nvcf__env env = {0};
 	nvcf_status st;
 	char *why;
 
@@ -910,7 +858,7 @@ static char *start_helm(rtask *t, const cJSON *rec, bool *skipped)
 	task.env = env.v;
 	st = nvcf__helm_ms_new(t->r->helm, &t->ms, t->instance_id, t->icms_id,
 			       t->record, &task);
-	env_free(&env);
+	nvcf__env_free(&env);
 	if (st != NVCF_OK)
 		return nvcf__asprintf("cannot run the Helm chart task: %s",
 				      nvcf_error_last()->message);
@@ -998,7 +946,7 @@ static ending monitor(rtask *t, bool upload, int64_t run_ms,
 			wait_ms = (deadline - now) / 1000 + 1;
 		if (wait_ms < 1)
 			wait_ms = 1;
-		deadline_after(&ts, wait_ms);
+		nvcf__deadline_after(&ts, wait_ms);
 		pthread_mutex_lock(&r->lock);
 		if (!t->exited && !t->cancel && !r->stopping)
 			pthread_cond_timedwait(&r->cond, &r->lock, &ts);

@@ -62,6 +62,14 @@ int64_t nvcf__now_us(void);
 /* Monotonic time in microseconds. */
 int64_t nvcf__mono_us(void);
 
+struct timespec;
+
+/*
+ * Sets @p ts to @p ms milliseconds from now on CLOCK_REALTIME, the clock
+ * of a default pthread_cond_timedwait().
+ */
+void nvcf__deadline_after(struct timespec *ts, int64_t ms);
+
 /* Formats @p epoch_us as ISO-8601 UTC with milliseconds into out[32]. */
 void nvcf__iso8601(int64_t epoch_us, char out[32]);
 

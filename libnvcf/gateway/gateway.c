@@ -119,7 +119,7 @@ struct nvcf_gateway {
 };
 
 #define STORED_SUB_IDLE_US (30 * INT64_C(1000000))
-/* The longest the window timer sleeps: the shortest poll window. */
+/* Maximum sleep of the window timer, equal to the minimum poll window. */
 #define TIMER_IDLE_US INT64_C(1000000)
 
 /* ---- pending table and deadline heap (gw->lock held) ------------------ */
@@ -647,7 +647,7 @@ static ssize_t chunk_reader_read(void *cls, uint64_t pos, char *buf,
  * Reads the chunks of one result, checks size and digest, then resumes
  * the connection with a response that streams them from memory. A
  * missing or corrupt chunk becomes 502. A poll purges the chunks with
- * the result, so the request is not pollable again. After a live answer
+ * the result, so the request is not pollable again. After a live response
  * they stay until the results stream expires them, like an inline result.
  */
 static void *chunk_reader_main(void *arg)
@@ -712,6 +712,9 @@ out:
  * Starts a thread that responds on @p p (taken) with the chunked body of
  * @p res. Returns false when it could not start, and @p p is then still
  * the caller's.
+ *
+ * NOTE: one thread per chunked response, and nothing caps how many run at
+ * once; a burst of large responses costs as many threads and buffers.
  */
 static bool start_chunk_reader(nvcf_gateway *gw, pending *p,
 			       const Nvcf__InvokeResult *res)
@@ -828,8 +831,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	} else {
 		/*
 		 * Suspended under the lock, so the thread that queues the next
-		 * piece sees paused only after the suspension and resumes the
-		 * connection exactly once.
+		 * piece finds paused set only after the suspension and resumes
+		 * the connection exactly once.
 		 */
 		st->paused = true;
 		nvcf__http_reader_suspend(st->req);
@@ -859,10 +862,10 @@ static nvcf__http_req *stream_wake_locked(gw_stream *st)
 /*
  * Ends @p st early: the caller gets what is buffered unless @p drop, then
  * the connection closes without the final chunk, so the caller sees a
- * truncated response. Logs @p why, and cancels the request at its worker
+ * truncated response. Logs @p reason, and cancels the request at its worker
  * when @p cancel.
  */
-static void stream_fail(nvcf_gateway *gw, gw_stream *st, const char *why,
+static void stream_fail(nvcf_gateway *gw, gw_stream *st, const char *reason,
 			bool drop, bool cancel)
 {
 	nvcf__http_req *wake;
@@ -883,7 +886,7 @@ static void stream_fail(nvcf_gateway *gw, gw_stream *st, const char *why,
 	if (was_ended)
 		return;
 	nvcf_log_warn(SUB, "request %s: %s; closing its stream%s",
-		      st->request_id, why,
+		      st->request_id, reason,
 		      cancel ? " and canceling the request" : "");
 	if (cancel)
 		publish_cancel(gw, st->version_id, st->request_id);
@@ -895,7 +898,7 @@ static void stream_push(nvcf_gateway *gw, gw_stream *st,
 {
 	nvcf__http_req *wake = NULL;
 	nvcf_status s = NVCF_OK;
-	char why[256];
+	char reason[256];
 
 	pthread_mutex_lock(&st->lock);
 	if (!st->ended) {
@@ -904,7 +907,7 @@ static void stream_push(nvcf_gateway *gw, gw_stream *st,
 		if (s == NVCF_OK)
 			wake = stream_wake_locked(st);
 		else
-			snprintf(why, sizeof(why), "%s",
+			snprintf(reason, sizeof(reason), "%s",
 				 nvcf_error_last()->message);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -912,7 +915,7 @@ static void stream_push(nvcf_gateway *gw, gw_stream *st,
 		nvcf__http_reader_resume(wake);
 	/* A gap keeps the bytes before it; a slow caller gets no more. */
 	if (s != NVCF_OK)
-		stream_fail(gw, st, why, s == NVCF_EQUOTA, true);
+		stream_fail(gw, st, reason, s == NVCF_EQUOTA, true);
 }
 
 /*
@@ -926,7 +929,7 @@ static void stream_end(nvcf_gateway *gw, gw_stream *st,
 	nvcf__http_req *wake = NULL;
 	bool complete, already;
 	uint64_t expected;
-	char why[512];
+	char reason[512];
 
 	pthread_mutex_lock(&st->lock);
 	already = st->ended;
@@ -943,15 +946,15 @@ static void stream_end(nvcf_gateway *gw, gw_stream *st,
 	if (already || complete)
 		return;
 	if (!res->streamed || res->stream_seq != expected)
-		snprintf(why, sizeof(why),
+		snprintf(reason, sizeof(reason),
 			 "the stream ended after %llu messages, but only "
 			 "%llu arrived",
 			 (unsigned long long)res->stream_seq,
 			 (unsigned long long)expected);
 	else
-		snprintf(why, sizeof(why), "the stream broke off at the "
+		snprintf(reason, sizeof(reason), "the stream broke off at the "
 			 "worker: %s", res->error);
-	stream_fail(gw, st, why, false, false);
+	stream_fail(gw, st, reason, false, false);
 }
 
 /*
@@ -1000,10 +1003,11 @@ static void stream_on_done(nvcf__http_req *req, bool answered, void *state)
 }
 
 /*
- * Responds on @p p (taken out of the table) with the status and headers of
- * the stream head @p res and a chunked body that the next STREAM messages
- * feed, and puts @p p back as PEND_STREAM, where those messages find it.
- * From here on only STREAM_MAX_US bounds the exchange.
+ * Responds on @p p, already taken out of the table, with the status and
+ * headers of the stream head @p res and a chunked body. The next STREAM
+ * messages feed that body, and they find @p p because it goes back into
+ * the table as PEND_STREAM. From here on only STREAM_MAX_US bounds the
+ * exchange.
  */
 static void stream_start(nvcf_gateway *gw, pending *p,
 			 const Nvcf__InvokeResult *res)
@@ -1086,13 +1090,14 @@ static void pending_answer_streamed(nvcf_gateway *gw, pending *p,
 			 "for polls",
 			 p->request_id);
 	} else {
-		bool why = res->error != NULL && res->error[0] != '\0';
+		bool has_error = res->error != NULL && res->error[0] != '\0';
 
 		status = 502;
 		snprintf(detail, sizeof(detail),
 			 "the stream of request %s ended before its response "
 			 "head arrived%s%s",
-			 p->request_id, why ? ": " : "", why ? res->error : "");
+			 p->request_id, has_error ? ": " : "",
+			 has_error ? res->error : "");
 		nvcf_log_warn(SUB, "%s; responding 502", detail);
 	}
 	r = nvcf__http_problem_response(status, "", detail, NULL);

@@ -60,9 +60,10 @@ typedef struct slot {
 	int64_t stream_deadline_us;
 	bool stream_expired;
 	/* ACCEPTED result not sent yet, due at accept_due_us (worker lock). */
-	uint8_t *accept_buf;
-	size_t accept_len;
-	char *accept_subject;
+	bool accept_pending;
+	uint8_t *accept_buf; /* reused from request to request */
+	size_t accept_len, accept_cap;
+	char accept_subject[256];
 	int64_t accept_due_us;
 } slot;
 
@@ -607,36 +608,53 @@ static void report_load(nvcf_worker *w, int in_flight)
 
 static void accept_drop(slot *s)
 {
-	free(s->accept_buf);
-	free(s->accept_subject);
-	s->accept_buf = NULL;
-	s->accept_subject = NULL;
-	s->accept_len = 0;
+	s->accept_pending = false;
 }
 
 /*
- * Records @p msg as the request of slot @p s, and takes ownership of @p accept, the
- * packed ACCEPTED result of @p req. That result is sent at once when the
- * poll window is nearly over, otherwise by the ticker if the function still
- * runs ACCEPT_DELAY_US later. The ticker also sends the load report.
+ * Packs @p res into the slot's own buffer, which grows as needed, so the
+ * hot path allocates nothing. False when out of memory.
+ */
+static bool accept_pack(slot *s, const Nvcf__InvokeResult *res)
+{
+	size_t len = nvcf__invoke_result__get_packed_size(res);
+
+	if (len > s->accept_cap) {
+		uint8_t *buf = realloc(s->accept_buf, len);
+
+		if (buf == NULL)
+			return false;
+		s->accept_buf = buf;
+		s->accept_cap = len;
+	}
+	s->accept_len = nvcf__invoke_result__pack(res, s->accept_buf);
+	return true;
+}
+
+/*
+ * Records @p msg as the request of slot @p s. The ACCEPTED result
+ * @p accept (NULL for none) is sent at once when the poll window is nearly
+ * over, otherwise by the ticker if the function still runs
+ * ACCEPT_DELAY_US later. The ticker also sends the load report.
  */
 static void hold(slot *s, natsMsg *msg, const Nvcf__InvokeRequest *req,
-		 uint8_t *accept, size_t accept_len)
+		 const Nvcf__InvokeResult *accept)
 {
 	nvcf_worker *w = s->w;
 	int64_t now = nvcf__mono_us();
-	bool has_reply = req->reply_subject != NULL &&
-			 req->reply_subject[0] != '\0';
+	bool send = accept != NULL && req->reply_subject != NULL &&
+		    req->reply_subject[0] != '\0' && accept_pack(s, accept);
 	bool now_due = req->poll_deadline_us > 0 &&
 		       req->poll_deadline_us - nvcf__now_us() <
 			       ACCEPT_NOW_WINDOW_US;
 	bool wake_ticker = false;
 
-	if (has_reply && accept != NULL && now_due) {
-		natsConnection_Publish(w->conn, req->reply_subject, accept,
-				       (int)accept_len);
-		free(accept);
-		accept = NULL;
+	/* The slot's buffer is free here: its last request was released. */
+	if (send && (now_due || strlen(req->reply_subject) >=
+					sizeof(s->accept_subject))) {
+		natsConnection_Publish(w->conn, req->reply_subject,
+				       s->accept_buf, (int)s->accept_len);
+		send = false;
 	}
 	pthread_mutex_lock(&w->lock);
 	s->held = msg;
@@ -645,22 +663,18 @@ static void hold(slot *s, natsMsg *msg, const Nvcf__InvokeRequest *req,
 	atomic_store(&s->cancel, false);
 	w->stats.in_flight++;
 	w->last_busy_us = now;
-	if (has_reply && accept != NULL) {
-		s->accept_subject = strdup(req->reply_subject);
-		if (s->accept_subject != NULL) {
-			s->accept_buf = accept;
-			s->accept_len = accept_len;
-			s->accept_due_us = now + ACCEPT_DELAY_US;
-			accept = NULL;
-			/* Wake a ticker that sleeps past the due time. */
-			wake_ticker = w->ticker_wake_us >
-				      s->accept_due_us + ACCEPT_DELAY_US;
-		}
+	if (send) {
+		snprintf(s->accept_subject, sizeof(s->accept_subject), "%s",
+			 req->reply_subject);
+		s->accept_pending = true;
+		s->accept_due_us = now + ACCEPT_DELAY_US;
+		/* Wake a ticker that sleeps past the due time. */
+		wake_ticker = w->ticker_wake_us >
+			      s->accept_due_us + ACCEPT_DELAY_US;
 	}
 	if (wake_ticker)
 		pthread_cond_signal(&w->tick_cond);
 	pthread_mutex_unlock(&w->lock);
-	free(accept);
 }
 
 static void release(slot *s)
@@ -1031,8 +1045,6 @@ static void handle(slot *s, natsMsg *msg)
 	long status = 0;
 	bool streaming;
 	CURLcode rc;
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	nvcf_status st;
 
 	req = nvcf__invoke_request__unpack(
@@ -1071,9 +1083,8 @@ static void handle(slot *s, natsMsg *msg)
 	} else {
 		result_init(w, &res, req,
 			    NVCF__RESULT_KIND__RESULT_KIND_ACCEPTED);
-		buf = result_pack(&res, &len);
 	}
-	hold(s, msg, req, buf, len);
+	hold(s, msg, req, streaming ? NULL : &res);
 
 	if (req->body_chunks > 0) {
 		st = fetch_request_body(w, req, &body);
@@ -1249,7 +1260,7 @@ static int64_t tick(nvcf_worker *w, int64_t now, int64_t *next_progress,
 	for (int i = 0; i < w->concurrency; i++) {
 		slot *s = &w->slots[i];
 
-		if (s->accept_buf == NULL)
+		if (!s->accept_pending)
 			continue;
 		if (s->accept_due_us <= now) {
 			natsConnection_Publish(w->conn, s->accept_subject,
@@ -1603,7 +1614,7 @@ void nvcf_worker_free(nvcf_worker *w)
 		}
 		if (w->slots[i].curl != NULL)
 			curl_easy_cleanup(w->slots[i].curl);
-		accept_drop(&w->slots[i]);
+		free(w->slots[i].accept_buf);
 	}
 	free(w->slots);
 	free(w->function_id);

@@ -102,7 +102,7 @@ def test_large_body_echoed_through_pexec(s, nats, raw):
     rid = r.headers["NVCF-REQID"]
     wait_for(lambda: not body_chunks(nats, rid),
              what="request body chunks purged after the result")
-    # Like an inline result, a live answer stays pollable once.
+    # Like an inline result, a live response stays pollable once.
     assert result_chunks(nats, rid)
     again = http("GET", s.invoke_url + STATUS + rid, key=s.admin_key)
     assert_echoed(again, body)

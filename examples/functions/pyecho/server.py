@@ -117,6 +117,7 @@ class Handler(BaseHTTPRequestHandler):
 					    -1, int)
 		_note_request_id(self.headers)
 		time.sleep(_header_number(self.headers, "X-Stream-Head-Delay", 0))
+
 		if not _wants_event_stream(self.headers):
 			events = []
 			for n in range(1, count + 1):
@@ -124,6 +125,7 @@ class Handler(BaseHTTPRequestHandler):
 				time.sleep(interval)
 			self._send(200, {"events": events})
 			return
+
 		self.send_response(200)
 		self.send_header("Content-Type", "text/event-stream")
 		self.send_header("Cache-Control", "no-cache")
@@ -131,6 +133,7 @@ class Handler(BaseHTTPRequestHandler):
 		self.send_header("X-Echo-Pid", str(os.getpid()))
 		self.end_headers()
 		self.wfile.flush()
+
 		sent = 0
 		try:
 			for n in range(1, count + 1):
@@ -156,6 +159,7 @@ class Handler(BaseHTTPRequestHandler):
 			sys.stderr.flush()
 			self.close_connection = True
 			return
+
 		sys.stderr.write("pyecho: stream %s sent %d events\n" %
 				 (request_id, sent))
 		sys.stderr.flush()
