@@ -113,6 +113,9 @@ def test_helm_function_runs_and_answers(stack):
     t.start()
     try:
         nvcfstack.deploy(stack, key, fid, vid)
+        # ACTIVE can come before the watcher's next look at the record.
+        wait_for(lambda: phases and phases[-1] == "Running", timeout=15,
+                 what="the MiniService record in phase Running")
     finally:
         done.set()
         t.join(5)
