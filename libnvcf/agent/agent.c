@@ -35,8 +35,6 @@
 #define DEFAULT_PROBE_TIMEOUT_MS 10000
 #define INSTANCE_ID_MAX 128
 #define ADOPT_PROBE_MS 2000
-/* Minimum time between two cluster records written for GPU changes. */
-#define INVENTORY_WRITE_GAP_MS 100
 
 extern char **environ;
 
@@ -412,7 +410,6 @@ static void release_if_done(nvcf_agent *a, instance *in)
 	if (in->gpus_held && fn_done && worker_done) {
 		nvcf__gpu_release(a->pool, in->gpu, in->gpus, in->n_gpus);
 		in->gpus_held = false;
-		pthread_cond_broadcast(&a->cond);
 	}
 }
 
@@ -1399,7 +1396,6 @@ static refusal icms_create(nvcf_agent *a, icms *r, const nvcf_crd_action *act)
 	in->gpus_held = true;
 	in->next = a->instances;
 	a->instances = in;
-	pthread_cond_broadcast(&a->cond);
 	if (act->miniservice &&
 	    nvcf__helm_ms_new(a->helm, &in->helm, in->id,
 			      r->obj->metadata.name, sp->launch_specification,
@@ -2287,43 +2283,25 @@ static void *terminate_main(void *arg)
 	return NULL;
 }
 
-/*
- * Writes the cluster record every heartbeat, and soon after the GPUs in
- * use change, so that placement reads them without waiting for the
- * next heartbeat. Writes for changes are at least INVENTORY_WRITE_GAP_MS
- * apart, so a burst of instances costs one or two writes.
- */
 static void *heartbeat_main(void *arg)
 {
 	nvcf_agent *a = arg;
-	uint64_t written = 0;
 
 	for (;;) {
 		struct timespec ts;
-		uint64_t changes;
 		bool stop;
 
 		nvcf__deadline_after(&ts, a->heartbeat_ms);
 		pthread_mutex_lock(&a->lock);
 		while (!a->stopping &&
-		       nvcf__gpu_changes(a->pool) == written &&
 		       pthread_cond_timedwait(&a->cond, &a->lock, &ts) !=
 		       ETIMEDOUT)
 			;
 		stop = a->stopping;
-		changes = nvcf__gpu_changes(a->pool);
 		pthread_mutex_unlock(&a->lock);
 		if (stop)
 			break;
 		cluster_write(a);
-		written = changes;
-		nvcf__deadline_after(&ts, INVENTORY_WRITE_GAP_MS);
-		pthread_mutex_lock(&a->lock);
-		while (!a->stopping &&
-		       pthread_cond_timedwait(&a->cond, &a->lock, &ts) !=
-		       ETIMEDOUT)
-			;
-		pthread_mutex_unlock(&a->lock);
 	}
 	return NULL;
 }
@@ -2688,7 +2666,6 @@ nvcf_status nvcf__agent_gpu_take(nvcf_agent *a, const char *gpu,
 
 	pthread_mutex_lock(&a->lock);
 	st = nvcf__gpu_alloc(a->pool, gpu, count, indices);
-	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 	return st;
 }
@@ -2700,7 +2677,6 @@ void nvcf__agent_gpu_give(nvcf_agent *a, const char *gpu,
 		return;
 	pthread_mutex_lock(&a->lock);
 	nvcf__gpu_release(a->pool, gpu, indices, count);
-	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 }
 

@@ -182,10 +182,4 @@ unsigned int nvcf__gpu_allocated(const nvcf__gpu_pool *pool, const char *gpu);
 /* Number of free devices of @p gpu; 0 for an unknown type. */
 unsigned int nvcf__gpu_available(const nvcf__gpu_pool *pool, const char *gpu);
 
-/*
- * Returns the number of allocations and releases in @p pool so far, so
- * that a reader detects a change without comparing every type.
- */
-uint64_t nvcf__gpu_changes(const nvcf__gpu_pool *pool);
-
 #endif /* NVCF_AGENT_INTERNAL_H */

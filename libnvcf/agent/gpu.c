@@ -15,7 +15,6 @@ typedef struct gpu_type {
 struct nvcf__gpu_pool {
 	gpu_type *types;
 	unsigned int count;
-	uint64_t changes; /* allocations and releases so far */
 };
 
 void nvcf__gpu_pool_free(nvcf__gpu_pool *pool)
@@ -109,7 +108,6 @@ nvcf_status nvcf__gpu_alloc(nvcf__gpu_pool *pool, const char *gpu,
 		}
 	}
 	t->allocated += taken;
-	pool->changes++;
 	return NVCF_OK;
 }
 
@@ -128,12 +126,6 @@ void nvcf__gpu_release(nvcf__gpu_pool *pool, const char *gpu,
 			t->allocated--;
 		}
 	}
-	pool->changes++;
-}
-
-uint64_t nvcf__gpu_changes(const nvcf__gpu_pool *pool)
-{
-	return pool ? pool->changes : 0;
 }
 
 unsigned int nvcf__gpu_allocated(const nvcf__gpu_pool *pool, const char *gpu)
@@ -175,6 +167,5 @@ nvcf_status nvcf__gpu_claim(nvcf__gpu_pool *pool, const char *gpu,
 	for (unsigned int i = 0; i < count; i++)
 		t->used[slot_of(t, indices[i])] = true;
 	t->allocated += count;
-	pool->changes++;
 	return NVCF_OK;
 }
